@@ -1,0 +1,216 @@
+"""Certificate authority management: create root/intermediate, import, list, disable.
+
+Private keys are encrypted under the project's data key before they reach the store.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC
+
+from cryptography import x509
+
+from gateway.admin.audit import Actor, event
+from gateway.admin.services import Services
+from gateway.core.errors import InvalidInput, NotFound
+from gateway.core.model import CAKind, CAStatus, CertificateAuthority, KeyType, new_id
+from gateway.pki import ca as ca_lib
+from gateway.pki.keys import PrivateKey, key_type_of
+from gateway.pki.signer import encrypt_ca_key
+from store.db import Tx
+
+
+def parse_key_type(value: str) -> KeyType:
+    try:
+        return KeyType(value)
+    except ValueError:
+        allowed = ", ".join(k.value for k in KeyType)
+        raise InvalidInput(f"unknown key type '{value}' (allowed: {allowed})") from None
+
+
+async def _store_ca(
+    services: Services,
+    tx: Tx,
+    actor: Actor,
+    *,
+    project_id: uuid.UUID,
+    name: str,
+    kind: CAKind,
+    parent: CertificateAuthority | None,
+    cert: x509.Certificate,
+    key: PrivateKey,
+    chain_pem: str,
+    action: str,
+) -> CertificateAuthority:
+    ca_id = new_id()
+    key_type = key_type_of(cert.public_key())
+    if key_type is None:
+        raise InvalidInput("the CA key type is not supported")
+    ca = CertificateAuthority(
+        id=ca_id,
+        project_id=project_id,
+        name=name,
+        kind=kind,
+        parent_id=parent.id if parent else None,
+        key_type=key_type,
+        certificate_pem=ca_lib.certificate_to_pem(cert),
+        chain_pem=chain_pem,
+        subject=cert.subject.rfc4514_string(),
+        serial=format(cert.serial_number, "x"),
+        not_before=cert.not_valid_before_utc.astimezone(UTC),
+        not_after=cert.not_valid_after_utc.astimezone(UTC),
+        status=CAStatus.ACTIVE,
+        encrypted_key=await encrypt_ca_key(services.kms, project_id, ca_id, key),
+        created_at=services.clock.now(),
+    )
+    await tx.cas.add(ca)
+    await tx.audit.add(
+        event(
+            actor,
+            ca.created_at,
+            action,
+            "ca",
+            ca.id,
+            project_id=project_id,
+            details={"name": name, "kind": kind.value, "subject": ca.subject},
+        )
+    )
+    return ca
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 128:
+        raise InvalidInput("CA name must be 1 to 128 characters")
+    return name
+
+
+async def create_root(
+    services: Services,
+    tx: Tx,
+    actor: Actor,
+    *,
+    project_id: uuid.UUID,
+    name: str,
+    common_name: str | None = None,
+    key_type: KeyType = KeyType.EC_P256,
+    validity_days: int = 3650,
+) -> CertificateAuthority:
+    name = _check_name(name)
+    if validity_days <= 0:
+        raise InvalidInput("validity_days must be positive")
+    cert, key = ca_lib.create_root_ca(common_name or name, key_type, validity_days)
+    return await _store_ca(
+        services,
+        tx,
+        actor,
+        project_id=project_id,
+        name=name,
+        kind=CAKind.ROOT,
+        parent=None,
+        cert=cert,
+        key=key,
+        chain_pem="",
+        action="ca.created",
+    )
+
+
+async def create_intermediate(
+    services: Services,
+    tx: Tx,
+    actor: Actor,
+    *,
+    parent_id: uuid.UUID,
+    name: str,
+    common_name: str | None = None,
+    key_type: KeyType = KeyType.EC_P256,
+    validity_days: int = 1825,
+) -> CertificateAuthority:
+    name = _check_name(name)
+    if validity_days <= 0:
+        raise InvalidInput("validity_days must be positive")
+    parent = await tx.cas.get(parent_id)
+    if parent is None:
+        raise NotFound(f"parent CA {parent_id} not found")
+    if not parent.enabled:
+        raise InvalidInput(f"parent CA '{parent.name}' is disabled")
+    parent_cert = x509.load_pem_x509_certificate(parent.certificate_pem.encode())
+    parent_key = await services.signer.load_ca_key(parent)
+    cert, key = ca_lib.create_intermediate_ca(
+        common_name or name,
+        key_type,
+        validity_days,
+        parent_cert,
+        parent_key,
+        issuer_ca_id=parent.id,
+        urls=services.urls,
+    )
+    return await _store_ca(
+        services,
+        tx,
+        actor,
+        project_id=parent.project_id,
+        name=name,
+        kind=CAKind.INTERMEDIATE,
+        parent=parent,
+        cert=cert,
+        key=key,
+        chain_pem=parent.full_chain_pem,
+        action="ca.created",
+    )
+
+
+async def import_ca(
+    services: Services,
+    tx: Tx,
+    actor: Actor,
+    *,
+    project_id: uuid.UUID,
+    name: str,
+    certificate_pem: str,
+    private_key_pem: str,
+    passphrase: str | None = None,
+    chain_pem: str | None = None,
+) -> CertificateAuthority:
+    name = _check_name(name)
+    cert, key, chain = ca_lib.load_ca_import(
+        certificate_pem, private_key_pem, passphrase, chain_pem
+    )
+    self_signed = cert.issuer == cert.subject
+    if not self_signed and not chain:
+        raise InvalidInput("an intermediate CA needs its issuer chain (chain_pem) up to the root")
+    return await _store_ca(
+        services,
+        tx,
+        actor,
+        project_id=project_id,
+        name=name,
+        kind=CAKind.ROOT if self_signed else CAKind.INTERMEDIATE,
+        parent=None,
+        cert=cert,
+        key=key,
+        chain_pem="".join(ca_lib.certificate_to_pem(c) for c in chain),
+        action="ca.imported",
+    )
+
+
+async def set_status(
+    services: Services, tx: Tx, actor: Actor, ca_id: uuid.UUID, status: CAStatus
+) -> CertificateAuthority:
+    before = await tx.cas.get(ca_id)
+    if before is None:
+        raise NotFound("CA not found")
+    updated = await tx.cas.set_status(ca_id, status)
+    assert updated is not None
+    await tx.audit.add(
+        event(
+            actor,
+            services.clock.now(),
+            "ca.disabled" if status is CAStatus.DISABLED else "ca.enabled",
+            "ca",
+            ca_id,
+            project_id=updated.project_id,
+            details={"before": before.status.value, "after": status.value},
+        )
+    )
+    return updated

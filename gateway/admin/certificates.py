@@ -1,0 +1,258 @@
+"""Certificate operations behind the REST API and the CLI: issue (CSR or server-side key),
+renew, revoke. Everything goes through EnrollmentService."""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from gateway.admin.audit import Actor
+from gateway.admin.catalog import active_project
+from gateway.admin.services import Services
+from gateway.core.csr import parse_csr
+from gateway.core.enrollment import EnrollmentRequest, Issued, Pending
+from gateway.core.errors import InvalidInput, NotFound
+from gateway.core.model import (
+    Application,
+    Certificate,
+    EnrollmentMethod,
+    KeyType,
+    Profile,
+    RevocationReason,
+)
+from gateway.pki.keys import build_csr, generate_private_key, private_key_to_pem
+
+# Subject attributes accepted for server-side key generation, by short name.
+_SUBJECT_OIDS = {
+    "CN": NameOID.COMMON_NAME,
+    "O": NameOID.ORGANIZATION_NAME,
+    "OU": NameOID.ORGANIZATIONAL_UNIT_NAME,
+    "C": NameOID.COUNTRY_NAME,
+    "ST": NameOID.STATE_OR_PROVINCE_NAME,
+    "L": NameOID.LOCALITY_NAME,
+    "serialNumber": NameOID.SERIAL_NUMBER,
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    application: Application
+    profile: Profile
+
+
+@dataclass(frozen=True)
+class IssueResult:
+    outcome: Issued | Pending
+    private_key_pem: str | None = None
+
+
+async def resolve(services: Services, app_slug: str, profile_slug: str) -> Target:
+    async with services.db.transaction(read_only=True) as tx:
+        project = await active_project(tx)
+        app = await tx.applications.get_by_slug(project.id, app_slug)
+        if app is None:
+            raise NotFound(f"application '{app_slug}' not found")
+        profile = await tx.profiles.get_by_slug(project.id, profile_slug)
+        if profile is None or await tx.attachments.get(app.id, profile.id) is None:
+            raise NotFound(f"profile '{profile_slug}' is not attached to application '{app_slug}'")
+    return Target(app, profile)
+
+
+async def resolve_application(services: Services, app_slug: str) -> Application:
+    async with services.db.transaction(read_only=True) as tx:
+        project = await active_project(tx)
+        app = await tx.applications.get_by_slug(project.id, app_slug)
+    if app is None:
+        raise NotFound(f"application '{app_slug}' not found")
+    return app
+
+
+def parse_subject(subject: Any) -> x509.Name:
+    """`{"CN": "x", "O": "y"}` or a plain string (taken as the CN)."""
+    if isinstance(subject, str):
+        subject = {"CN": subject}
+    if not isinstance(subject, dict) or not subject:
+        raise InvalidInput("subject must be a common name or an object of attributes (CN, O, …)")
+    attributes = []
+    for name, value in subject.items():
+        oid = _SUBJECT_OIDS.get(name)
+        if oid is None:
+            raise InvalidInput(
+                f"unknown subject attribute '{name}' (allowed: {', '.join(_SUBJECT_OIDS)})"
+            )
+        if not isinstance(value, str) or not value:
+            raise InvalidInput(f"subject attribute '{name}' must be a non-empty string")
+        try:
+            attributes.append(x509.NameAttribute(oid, value))
+        except ValueError as err:
+            raise InvalidInput(f"subject attribute '{name}': {err}") from None
+    return x509.Name(attributes)
+
+
+def parse_sans(sans: Any) -> list[x509.GeneralName]:
+    """SANs as strings: "example.com", "dns:example.com", "ip:127.0.0.1", "email:…", "uri:…"."""
+    if sans is None:
+        return []
+    if not isinstance(sans, list) or not all(isinstance(s, str) for s in sans):
+        raise InvalidInput("sans must be a list of strings")
+    names: list[x509.GeneralName] = []
+    for raw in sans:
+        kind, sep, value = raw.partition(":")
+        if not sep or kind not in ("dns", "ip", "email", "uri"):
+            kind, value = ("ip", raw) if _is_ip(raw) else ("dns", raw)
+        try:
+            if kind == "dns":
+                names.append(x509.DNSName(value))
+            elif kind == "ip":
+                names.append(x509.IPAddress(ipaddress.ip_address(value)))
+            elif kind == "email":
+                names.append(x509.RFC822Name(value))
+            else:
+                names.append(x509.UniformResourceIdentifier(value))
+        except ValueError as err:
+            raise InvalidInput(f"invalid SAN '{raw}': {err}") from None
+    return names
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _validity(value: Any) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidInput("validity_days must be an integer")
+    return value
+
+
+async def issue(
+    services: Services,
+    target: Target,
+    actor: Actor,
+    body: dict[str, Any],
+    *,
+    renewed_from: uuid.UUID | None = None,
+    method: EnrollmentMethod = EnrollmentMethod.API,
+) -> IssueResult:
+    """Body: {"csr": PEM} or {"key_type", "subject", "sans", "passphrase"} (server-side key)."""
+    validity = _validity(body.get("validity_days"))
+    private_key_pem = None
+    if body.get("csr") is not None:
+        if not isinstance(body["csr"], str):
+            raise InvalidInput("csr must be a PEM string")
+        csr = parse_csr(body["csr"])
+    else:
+        raw_type = body.get("key_type", target.profile.default_key_type.value)
+        try:
+            key_type = KeyType(raw_type)
+        except ValueError:
+            allowed = ", ".join(k.value for k in KeyType)
+            raise InvalidInput(f"unknown key_type '{raw_type}' (allowed: {allowed})") from None
+        passphrase = body.get("passphrase")
+        if passphrase is not None and (not isinstance(passphrase, str) or len(passphrase) < 8):
+            raise InvalidInput("passphrase must be a string of at least 8 characters")
+        if body.get("subject") is None and not body.get("sans"):
+            raise InvalidInput(
+                "give either a csr, or a subject and/or sans for server-side key generation"
+            )
+        subject = (
+            parse_subject(body["subject"]) if body.get("subject") is not None else x509.Name([])
+        )
+        key = generate_private_key(key_type)
+        csr = build_csr(key, subject, parse_sans(body.get("sans")))
+        private_key_pem = private_key_to_pem(key, passphrase)
+    outcome = await services.enrollment.enroll(
+        EnrollmentRequest(
+            profile=target.profile,
+            application=target.application,
+            csr=csr,
+            requester=actor.name,
+            method=method,
+            source_ip=actor.source_ip,
+            requested_validity_days=validity,
+            renewed_from=renewed_from,
+        )
+    )
+    if isinstance(outcome, Pending):
+        private_key_pem = None  # not issued: the key would be useless and must not linger
+    return IssueResult(outcome, private_key_pem)
+
+
+async def get_certificate(services: Services, app: Application, cert_id: uuid.UUID) -> Certificate:
+    async with services.db.transaction(read_only=True) as tx:
+        cert = await tx.certificates.get(cert_id)
+    if cert is None or cert.application_id != app.id:
+        raise NotFound("certificate not found")
+    return cert
+
+
+async def renew(
+    services: Services, app: Application, cert_id: uuid.UUID, actor: Actor, body: dict[str, Any]
+) -> IssueResult:
+    """Renew under the same profile. A CSR must name the same subject and SANs (same or new
+    key); without one the gateway generates a new key of the old certificate's type."""
+    old = await get_certificate(services, app, cert_id)
+    async with services.db.transaction(read_only=True) as tx:
+        profile = await tx.profiles.get(old.profile_id)
+    if profile is None:
+        raise NotFound("the certificate's profile no longer exists")
+    old_cert = x509.load_pem_x509_certificate(old.certificate_pem.encode())
+    request = dict(body)
+    if request.get("csr") is not None:
+        csr = parse_csr(request["csr"]) if isinstance(request["csr"], str) else None
+        if csr is None:
+            raise InvalidInput("csr must be a PEM string")
+        if csr.subject != old_cert.subject or sorted(_san_values(csr)) != sorted(
+            _san_values(old_cert)
+        ):
+            raise InvalidInput(
+                "a renewal CSR must carry the same subject and SANs as the certificate it renews",
+                code="renewal_mismatch",
+            )
+    else:
+        request.setdefault(
+            "key_type",
+            old.key_type
+            if old.key_type in {k.value for k in KeyType}
+            else profile.default_key_type.value,
+        )
+        request["subject"] = {_short_name(a.oid): str(a.value) for a in old_cert.subject} or None
+        request["sans"] = [s for s in old.sans]
+    return await issue(services, Target(app, profile), actor, request, renewed_from=old.id)
+
+
+def _short_name(oid: x509.ObjectIdentifier) -> str:
+    for name, known in _SUBJECT_OIDS.items():
+        if known == oid:
+            return name
+    raise InvalidInput(
+        "the certificate's subject has attributes that cannot be renewed without a CSR"
+    )
+
+
+def _san_values(obj: x509.Certificate | x509.CertificateSigningRequest) -> list[str]:
+    try:
+        ext = obj.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return []
+    return [f"{type(n).__name__}:{n.value}" for n in ext.value]
+
+
+def parse_reason(value: Any) -> RevocationReason:
+    if value is None:
+        return RevocationReason.UNSPECIFIED
+    try:
+        return RevocationReason(value)
+    except ValueError:
+        allowed = ", ".join(r.value for r in RevocationReason)
+        raise InvalidInput(f"unknown revocation reason '{value}' (allowed: {allowed})") from None

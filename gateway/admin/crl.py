@@ -1,0 +1,75 @@
+"""CRL upkeep: rebuilt inside every revoking transaction and whenever the stored one is
+near its nextUpdate (RFC 5280 §5.1.2.5: a CRL must be reissued before nextUpdate)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import cast
+
+from cryptography import x509
+
+from gateway.clock import SystemClock
+from gateway.config import PkiConfig
+from gateway.core.errors import NotFound
+from gateway.core.model import Certificate, CrlRecord
+from gateway.core.ports import UnitOfWork
+from gateway.pki.crl import RevokedEntry, build_crl
+from gateway.pki.signer import CaSigner
+from store.db import Database, Tx
+
+
+class CrlService:
+    def __init__(
+        self, db: Database, signer: CaSigner, clock: SystemClock, config: PkiConfig
+    ) -> None:
+        self._db = db
+        self._signer = signer
+        self._clock = clock
+        self._validity = timedelta(hours=config.crl_validity_hours)
+        self._refresh = timedelta(hours=config.crl_refresh_hours)
+
+    async def certificate_revoked(self, uow: UnitOfWork, certificate: Certificate) -> None:
+        await self.rebuild(cast(Tx, uow), certificate.ca_id)
+
+    async def rebuild(self, tx: Tx, ca_id: uuid.UUID) -> CrlRecord:
+        ca = await tx.cas.get(ca_id)
+        if ca is None:
+            raise NotFound("CA not found")
+        # The UPDATE … RETURNING row-locks the CA until commit, so concurrent rebuilds
+        # (other processes included) serialize and CRL numbers only grow (RFC 5280 §5.2.3).
+        number = await tx.cas.next_crl_number(ca_id)
+        now = self._clock.now()
+        revoked = [
+            RevokedEntry(serial=int(serial, 16), revoked_at=at, reason=reason)
+            for serial, at, reason in await tx.certificates.list_revoked(ca_id)
+        ]
+        key = await self._signer.load_ca_key(ca)
+        ca_cert = x509.load_pem_x509_certificate(ca.certificate_pem.encode())
+        der = build_crl(ca_cert, key, number, revoked, now, now + self._validity)
+        record = CrlRecord(
+            ca_id=ca_id, number=number, der=der, this_update=now, next_update=now + self._validity
+        )
+        await tx.crls.put(record)
+        return record
+
+    async def current(self, ca_id: uuid.UUID) -> CrlRecord:
+        """The CA's CRL, rebuilt first when missing or inside the refresh window."""
+        async with self._db.transaction() as tx:
+            record = await tx.crls.get(ca_id)
+            if record is not None and record.next_update - self._clock.now() > self._refresh:
+                return record
+            return await self.rebuild(tx, ca_id)
+
+    async def refresh_all(self) -> int:
+        """Scheduler hook: refresh every enabled CA's CRL that is due; returns how many."""
+        async with self._db.transaction(read_only=True) as tx:
+            cas = [ca for ca in await tx.cas.list() if ca.enabled]
+        refreshed = 0
+        for ca in cas:
+            async with self._db.transaction() as tx:
+                record = await tx.crls.get(ca.id)
+                if record is None or record.next_update - self._clock.now() <= self._refresh:
+                    await self.rebuild(tx, ca.id)
+                    refreshed += 1
+        return refreshed

@@ -1,0 +1,73 @@
+"""The service graph shared by the HTTP app and the CLI, so both call the same code."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from gateway.admin.crl import CrlService
+from gateway.clock import SystemClock
+from gateway.config import Config
+from gateway.core.enrollment import EnrollmentService
+from gateway.core.errors import NotFound
+from gateway.core.model import AuditEvent
+from gateway.events.bus import EventBus
+from gateway.metrics import Metrics
+from gateway.pki.kms import Kms, RootKey
+from gateway.pki.signer import CaSigner
+from gateway.urls import GatewayUrls
+from store.db import Database
+from store.migrate import upgrade
+
+
+@dataclass
+class Services:
+    config: Config
+    db: Database
+    kms: Kms
+    signer: CaSigner
+    urls: GatewayUrls
+    clock: SystemClock
+    events: EventBus
+    metrics: Metrics
+    enrollment: EnrollmentService
+    crl: CrlService
+
+    async def close(self) -> None:
+        await self.db.close()
+
+
+async def open_services(config: Config, *, migrate: bool = True) -> Services:
+    config.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if migrate:
+        await upgrade(config.database_url)
+    db = Database.create(config.database_url, echo=config.database.echo)
+    root = RootKey.load(config.home, config.root_key)
+
+    async def wrapped_key(project_id: uuid.UUID) -> bytes:
+        async with db.transaction(read_only=True) as tx:
+            project = await tx.projects.get(project_id)
+        if project is None:
+            raise NotFound(f"project {project_id} not found")
+        return project.wrapped_data_key
+
+    kms = Kms(root, wrapped_key)
+    urls = GatewayUrls(config.base_url)
+    signer = CaSigner(kms, urls)
+    clock = SystemClock()
+    events = EventBus()
+    metrics = Metrics()
+    crl = CrlService(db, signer, clock, config.pki)
+    enrollment = EnrollmentService(db, signer, clock, events, revocation=crl)
+    services = Services(config, db, kms, signer, urls, clock, events, metrics, enrollment, crl)
+
+    async def count(event: AuditEvent) -> None:
+        if event.action in ("certificate.issued", "certificate.renewed"):
+            metrics.issued.labels(
+                profile=str(event.details.get("profile")), method=str(event.details.get("method"))
+            ).inc()
+        elif event.action == "certificate.revoked":
+            metrics.revoked.labels(reason=str(event.details.get("reason"))).inc()
+
+    events.subscribe(count)
+    return services

@@ -1,0 +1,157 @@
+"""Applications (active project only) and their attached profiles."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.admin import catalog
+from gateway.admin.audit import event
+from gateway.admin.certificates import resolve, resolve_application
+from gateway.api import serializers as ser
+from gateway.api.common import actor, json_body, services
+from gateway.api.routing import Permission, Route
+from gateway.core.errors import InvalidInput, NotFound
+
+
+async def list_applications(request: web.Request) -> web.Response:
+    async with services(request).db.transaction(read_only=True) as tx:
+        project = await catalog.active_project(tx)
+        items = await tx.applications.list(project.id)
+    return web.json_response({"items": [ser.application(a) for a in items]})
+
+
+async def create_application(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    description = body.get("description", "")
+    if not isinstance(description, str):
+        raise InvalidInput("description must be a string")
+    svc = services(request)
+    async with svc.db.transaction() as tx:
+        app = await catalog.create_application(
+            svc, tx, actor(request), body.get("slug", ""), body.get("name"), description
+        )
+    return web.json_response(ser.application(app), status=201)
+
+
+async def get_application(request: web.Request) -> web.Response:
+    app = await resolve_application(services(request), request.match_info["app"])
+    return web.json_response(ser.application(app))
+
+
+async def list_attachments(request: web.Request) -> web.Response:
+    svc = services(request)
+    app = await resolve_application(svc, request.match_info["app"])
+    async with svc.db.transaction(read_only=True) as tx:
+        attachments = await tx.attachments.list(app.id)
+        slugs = {a.profile_id: (await tx.profiles.get(a.profile_id)) for a in attachments}
+    return web.json_response(
+        {
+            "items": [
+                ser.attachment(a, p.slug if (p := slugs[a.profile_id]) else "?")
+                for a in attachments
+            ]
+        }
+    )
+
+
+async def attach_profile(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    svc = services(request)
+    app = await resolve_application(svc, request.match_info["app"])
+    async with svc.db.transaction() as tx:
+        profile = await tx.profiles.get_by_slug(app.project_id, str(body.get("profile", "")))
+        if profile is None:
+            raise NotFound(f"profile '{body.get('profile')}' not found in the active project")
+        attachment = await catalog.attach_profile(
+            svc, tx, actor(request), app, profile, body.get("methods")
+        )
+    return web.json_response(ser.attachment(attachment, profile.slug), status=201)
+
+
+async def update_methods(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    svc = services(request)
+    target = await resolve(svc, request.match_info["app"], request.match_info["profile"])
+    methods = catalog.check_methods(body.get("methods"))
+    async with svc.db.transaction() as tx:
+        before = await tx.attachments.get(target.application.id, target.profile.id)
+        assert before is not None
+        merged = {**before.methods, **methods}
+        updated = await tx.attachments.update_methods(before.id, merged)
+        await tx.audit.add(
+            event(
+                actor(request),
+                svc.clock.now(),
+                "application.enrollment_updated",
+                "attachment",
+                before.id,
+                project_id=target.application.project_id,
+                application_id=target.application.id,
+                details={"profile": target.profile.slug, "before": before.methods, "after": merged},
+            )
+        )
+    return web.json_response(ser.attachment(updated, target.profile.slug))
+
+
+def routes() -> list[Route]:
+    return [
+        Route(
+            "GET",
+            "/api/v1/applications",
+            list_applications,
+            "applications.list",
+            Permission.PRODUCT_ADMIN,
+            "List applications of the active project",
+            "applications",
+        ),
+        Route(
+            "POST",
+            "/api/v1/applications",
+            create_application,
+            "applications.create",
+            Permission.PRODUCT_ADMIN,
+            "Create an application",
+            "applications",
+            request_body={"slug": "string", "name": "string", "description": "string"},
+            responses={201: "Created"},
+        ),
+        Route(
+            "GET",
+            "/api/v1/applications/{app}",
+            get_application,
+            "applications.get",
+            Permission.APP_READ,
+            "Get an application",
+            "applications",
+        ),
+        Route(
+            "GET",
+            "/api/v1/applications/{app}/profiles",
+            list_attachments,
+            "attachments.list",
+            Permission.APP_READ,
+            "List the profiles attached to an application",
+            "applications",
+        ),
+        Route(
+            "POST",
+            "/api/v1/applications/{app}/profiles",
+            attach_profile,
+            "attachments.create",
+            Permission.PRODUCT_ADMIN,
+            "Attach a profile to an application",
+            "applications",
+            request_body={"profile": "string", "methods": "object"},
+            responses={201: "Created"},
+        ),
+        Route(
+            "PATCH",
+            "/api/v1/applications/{app}/profiles/{profile}",
+            update_methods,
+            "attachments.update",
+            Permission.APP_ADMIN,
+            "Change the enrollment methods of an attached profile",
+            "applications",
+            request_body={"methods": "object"},
+        ),
+    ]

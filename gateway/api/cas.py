@@ -1,0 +1,190 @@
+"""Certificate authorities: create root/intermediate, import, list, get, disable/enable."""
+
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+
+from gateway.admin import cas as ca_admin
+from gateway.api import serializers as ser
+from gateway.api.common import actor, json_body, path_uuid, services
+from gateway.api.projects import project_scope
+from gateway.api.routing import Permission, Route
+from gateway.core.errors import InvalidInput, NotFound
+from gateway.core.model import CAStatus
+
+
+def _int(body: dict[str, object], name: str, default: int) -> int:
+    value = body.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidInput(f"{name} must be an integer")
+    return value
+
+
+async def list_cas(request: web.Request) -> web.Response:
+    async with services(request).db.transaction(read_only=True) as tx:
+        project = await project_scope(tx, request)
+        items = await tx.cas.list(project.id)
+    return web.json_response({"items": [ser.ca(c) for c in items]})
+
+
+async def create_ca(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    svc = services(request)
+    kind = body.get("kind", "root")
+    name = body.get("name")
+    if not isinstance(name, str):
+        raise InvalidInput("name is required")
+    common_name = body.get("common_name")
+    if common_name is not None and not isinstance(common_name, str):
+        raise InvalidInput("common_name must be a string")
+    key_type = ca_admin.parse_key_type(str(body.get("key_type", svc.config.pki.key_type)))
+    async with svc.db.transaction() as tx:
+        if kind == "root":
+            project = await project_scope(tx, request, body)
+            ca = await ca_admin.create_root(
+                svc,
+                tx,
+                actor(request),
+                project_id=project.id,
+                name=name,
+                common_name=common_name,
+                key_type=key_type,
+                validity_days=_int(body, "validity_days", svc.config.pki.root_validity_days),
+            )
+        elif kind == "intermediate":
+            try:
+                parent_id = uuid.UUID(str(body.get("parent_id")))
+            except ValueError:
+                raise InvalidInput("parent_id (UUID of the issuing CA) is required") from None
+            ca = await ca_admin.create_intermediate(
+                svc,
+                tx,
+                actor(request),
+                parent_id=parent_id,
+                name=name,
+                common_name=common_name,
+                key_type=key_type,
+                validity_days=_int(
+                    body, "validity_days", svc.config.pki.intermediate_validity_days
+                ),
+            )
+        else:
+            raise InvalidInput("kind must be 'root' or 'intermediate'")
+    return web.json_response(ser.ca(ca), status=201)
+
+
+async def import_ca(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    svc = services(request)
+    for name in ("name", "certificate_pem", "private_key_pem"):
+        if not isinstance(body.get(name), str):
+            raise InvalidInput(f"{name} is required")
+    async with svc.db.transaction() as tx:
+        project = await project_scope(tx, request, body)
+        ca = await ca_admin.import_ca(
+            svc,
+            tx,
+            actor(request),
+            project_id=project.id,
+            name=body["name"],
+            certificate_pem=body["certificate_pem"],
+            private_key_pem=body["private_key_pem"],
+            passphrase=body.get("passphrase"),
+            chain_pem=body.get("chain_pem"),
+        )
+    return web.json_response(ser.ca(ca), status=201)
+
+
+async def get_ca(request: web.Request) -> web.Response:
+    async with services(request).db.transaction(read_only=True) as tx:
+        ca = await tx.cas.get(path_uuid(request, "ca_id"))
+    if ca is None:
+        raise NotFound("CA not found")
+    return web.json_response(ser.ca(ca))
+
+
+async def _set_status(request: web.Request, status: CAStatus) -> web.Response:
+    svc = services(request)
+    async with svc.db.transaction() as tx:
+        ca = await ca_admin.set_status(svc, tx, actor(request), path_uuid(request, "ca_id"), status)
+    return web.json_response(ser.ca(ca))
+
+
+async def disable_ca(request: web.Request) -> web.Response:
+    return await _set_status(request, CAStatus.DISABLED)
+
+
+async def enable_ca(request: web.Request) -> web.Response:
+    return await _set_status(request, CAStatus.ACTIVE)
+
+
+def routes() -> list[Route]:
+    admin = Permission.PRODUCT_ADMIN
+    return [
+        Route(
+            "GET",
+            "/api/v1/cas",
+            list_cas,
+            "cas.list",
+            admin,
+            "List CAs of a project",
+            "cas",
+            query=("project_id",),
+        ),
+        Route(
+            "POST",
+            "/api/v1/cas",
+            create_ca,
+            "cas.create",
+            admin,
+            "Create an internal root or intermediate CA",
+            "cas",
+            request_body={
+                "name": "string",
+                "kind": "root|intermediate",
+                "parent_id": "uuid",
+                "key_type": "string",
+                "validity_days": "integer",
+                "common_name": "string",
+            },
+            responses={201: "Created"},
+        ),
+        Route(
+            "POST",
+            "/api/v1/cas/import",
+            import_ca,
+            "cas.import_ca",
+            admin,
+            "Import an existing CA certificate and key",
+            "cas",
+            request_body={
+                "name": "string",
+                "certificate_pem": "string",
+                "private_key_pem": "string",
+                "passphrase": "string",
+                "chain_pem": "string",
+            },
+            responses={201: "Created"},
+        ),
+        Route("GET", "/api/v1/cas/{ca_id}", get_ca, "cas.get", admin, "Get a CA", "cas"),
+        Route(
+            "POST",
+            "/api/v1/cas/{ca_id}/disable",
+            disable_ca,
+            "cas.disable",
+            admin,
+            "Disable a CA (nothing more is issued under it)",
+            "cas",
+        ),
+        Route(
+            "POST",
+            "/api/v1/cas/{ca_id}/enable",
+            enable_ca,
+            "cas.enable",
+            admin,
+            "Enable a disabled CA",
+            "cas",
+        ),
+    ]

@@ -1,0 +1,173 @@
+"""Certificates of an application: issue, list, get, renew, revoke (DESIGN.md contract)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+from aiohttp import web
+
+from gateway.admin import certificates as certs
+from gateway.api import serializers as ser
+from gateway.api.common import actor, json_body, page_json, pagination, path_uuid, services
+from gateway.api.routing import Permission, Route
+from gateway.core.enrollment import Pending
+from gateway.core.errors import InvalidInput
+from store.filters import CertificateFilter, CertificateListStatus
+
+
+def _result(result: certs.IssueResult) -> web.Response:
+    if isinstance(result.outcome, Pending):
+        return web.json_response(
+            {"request_id": str(result.outcome.request_id), "status": "pending"},
+            status=202,
+            headers={"Retry-After": str(result.outcome.retry_after)},
+        )
+    body: dict[str, Any] = ser.certificate(result.outcome.certificate)
+    if result.private_key_pem is not None:
+        # Shown once: the gateway keeps no copy of a generated key.
+        body["private_key_pem"] = result.private_key_pem
+    return web.json_response(body, status=201, headers={"Cache-Control": "no-store"})
+
+
+async def issue(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    svc = services(request)
+    target = await certs.resolve(svc, request.match_info["app"], request.match_info["profile"])
+    return _result(await certs.issue(svc, target, actor(request), body))
+
+
+def _date(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{name} must be an ISO 8601 date-time") from None
+    if parsed.tzinfo is None:
+        raise InvalidInput(f"{name} must include a timezone (e.g. Z)")
+    return parsed
+
+
+async def list_certificates(request: web.Request) -> web.Response:
+    svc = services(request)
+    app = await certs.resolve_application(svc, request.match_info["app"])
+    limit, offset = pagination(request)
+    status = request.query.get("status")
+    if status not in (None, "active", "revoked", "expired"):
+        raise InvalidInput("status must be active, revoked or expired")
+    profile_id = None
+    async with svc.db.transaction(read_only=True) as tx:
+        if "profile" in request.query:
+            profile = await tx.profiles.get_by_slug(app.project_id, request.query["profile"])
+            if profile is None:
+                raise InvalidInput(f"unknown profile '{request.query['profile']}'")
+            profile_id = profile.id
+        page = await tx.certificates.list(
+            CertificateFilter(
+                application_id=app.id,
+                profile_id=profile_id,
+                status=cast(CertificateListStatus | None, status),
+                now=svc.clock.now(),
+                expiring_before=_date(request.query.get("expiring_before"), "expiring_before"),
+                search=request.query.get("q") or None,
+            ),
+            limit,
+            offset,
+        )
+    return web.json_response(
+        page_json([ser.certificate(c) for c in page.items], page.total, limit, offset)
+    )
+
+
+async def get_certificate(request: web.Request) -> web.Response:
+    svc = services(request)
+    app = await certs.resolve_application(svc, request.match_info["app"])
+    cert = await certs.get_certificate(svc, app, path_uuid(request, "cert_id"))
+    return web.json_response(ser.certificate(cert))
+
+
+async def revoke(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    svc = services(request)
+    app = await certs.resolve_application(svc, request.match_info["app"])
+    who = actor(request)
+    cert = await svc.enrollment.revoke(
+        path_uuid(request, "cert_id"),
+        certs.parse_reason(body.get("reason")),
+        actor=who.name,
+        source_ip=who.source_ip,
+        application_id=app.id,
+    )
+    return web.json_response(ser.certificate(cert))
+
+
+async def renew(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    svc = services(request)
+    app = await certs.resolve_application(svc, request.match_info["app"])
+    return _result(await certs.renew(svc, app, path_uuid(request, "cert_id"), actor(request), body))
+
+
+def routes() -> list[Route]:
+    base = "/api/v1/applications/{app}"
+    return [
+        Route(
+            "POST",
+            base + "/profiles/{profile}/certificates",
+            issue,
+            "certificates.issue",
+            Permission.APP_ISSUE,
+            "Issue a certificate from a CSR, or with a server-generated key",
+            "certificates",
+            request_body={
+                "csr": "string",
+                "key_type": "string",
+                "subject": "object",
+                "sans": "array",
+                "passphrase": "string",
+                "validity_days": "integer",
+            },
+            responses={201: "Issued", 202: "Pending approval"},
+        ),
+        Route(
+            "GET",
+            base + "/certificates",
+            list_certificates,
+            "certificates.list",
+            Permission.APP_READ,
+            "List and filter an application's certificates",
+            "certificates",
+            query=("status", "profile", "expiring_before", "q", "limit", "offset"),
+        ),
+        Route(
+            "GET",
+            base + "/certificates/{cert_id}",
+            get_certificate,
+            "certificates.get",
+            Permission.APP_READ,
+            "Get a certificate with its chain",
+            "certificates",
+        ),
+        Route(
+            "POST",
+            base + "/certificates/{cert_id}/revoke",
+            revoke,
+            "certificates.revoke",
+            Permission.APP_ISSUE,
+            "Revoke a certificate with an RFC 5280 reason",
+            "certificates",
+            request_body={"reason": "string"},
+        ),
+        Route(
+            "POST",
+            base + "/certificates/{cert_id}/renew",
+            renew,
+            "certificates.renew",
+            Permission.APP_ISSUE,
+            "Renew a certificate (same subject and SANs)",
+            "certificates",
+            request_body={"csr": "string", "key_type": "string"},
+            responses={201: "Issued", 202: "Pending approval"},
+        ),
+    ]

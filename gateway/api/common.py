@@ -1,0 +1,171 @@
+"""What every REST handler shares: the error middleware, auth, body parsing, pagination."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from gateway.admin.audit import Actor
+from gateway.admin.services import Services
+from gateway.api.routing import Permission
+from gateway.appkeys import AUTH, ROUTES, SERVICES
+from gateway.auth import Authenticated
+from gateway.core.errors import (
+    BadCSR,
+    CAUnavailable,
+    Conflict,
+    DomainError,
+    DuplicateSerial,
+    Forbidden,
+    InvalidInput,
+    MethodNotEnabled,
+    NotFound,
+    PolicyDenied,
+    Unauthorized,
+)
+from gateway.core.model import ProductRole
+
+log = logging.getLogger("certgate.api")
+
+PRINCIPAL = web.RequestKey("principal", Authenticated)
+REQUEST_ID = web.RequestKey("request_id", str)
+
+_STATUS: list[tuple[type[DomainError], int]] = [
+    (BadCSR, 400),
+    (InvalidInput, 400),
+    (Unauthorized, 401),
+    (PolicyDenied, 403),
+    (MethodNotEnabled, 403),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (CAUnavailable, 409),
+    (Conflict, 409),
+    (DuplicateSerial, 503),
+]
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def error_response(status: int, code: str, message: str, **extra: Any) -> web.Response:
+    body: dict[str, Any] = {"code": code, "message": message}
+    body.update(extra)
+    headers = {"WWW-Authenticate": 'Bearer realm="certgate"'} if status == 401 else None
+    return web.json_response({"error": body}, status=status, headers=headers)
+
+
+def domain_error_response(err: DomainError) -> web.Response:
+    status = next((s for cls, s in _STATUS if isinstance(err, cls)), 400)
+    extra: dict[str, Any] = {}
+    if isinstance(err, PolicyDenied):
+        extra["violations"] = [
+            {"rule": v.rule, "message": v.message, "identifier": v.identifier}
+            for v in err.violations
+        ]
+    return error_response(status, err.code, err.message, **extra)
+
+
+@web.middleware
+async def api_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Request id, metrics, authentication/authorization and the one JSON error form."""
+    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    request[REQUEST_ID] = request_id
+    services = request.app[SERVICES]
+    started = time.perf_counter()
+    route_name = getattr(request.match_info.route, "name", None) or "unmatched"
+    try:
+        response = await _dispatch(request, handler, route_name)
+    except web.HTTPException as exc:
+        if exc.status < 400 or not request.path.startswith("/api/"):
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        response = error_response(exc.status, code, exc.reason)
+    except DomainError as err:
+        response = domain_error_response(err)
+    except Exception:
+        # Public detail, private cause: the log has the traceback, the client a request id.
+        log.exception(
+            "unhandled error on %s %s (request %s)", request.method, request.path, request_id
+        )
+        response = error_response(500, "internal", f"internal error (request id {request_id})")
+    response.headers["X-Request-Id"] = request_id
+    services.metrics.requests.labels(request.method, route_name, str(response.status)).inc()
+    services.metrics.request_latency.labels(route_name).observe(time.perf_counter() - started)
+    return response
+
+
+async def _dispatch(request: web.Request, handler: Any, route_name: str) -> web.StreamResponse:
+    route = request.app[ROUTES].get(route_name)
+    if route is not None and route.permission is not Permission.PUBLIC:
+        auth = await request.app[AUTH].authenticate(request.headers.get("Authorization"))
+        request[PRINCIPAL] = auth
+        authorize(auth, route.permission)
+    result: web.StreamResponse = await handler(request)
+    return result
+
+
+def authorize(auth: Authenticated, permission: Permission) -> None:
+    """Product Admins may do everything. Application roles arrive with access control
+    (issue 3); until then only Product Admins reach management routes."""
+    if permission in (Permission.PUBLIC, Permission.AUTHENTICATED):
+        return
+    if auth.principal.product_role is ProductRole.ADMIN:
+        return
+    raise Forbidden(f"this operation needs the '{permission.value}' permission")
+
+
+def services(request: web.Request) -> Services:
+    return request.app[SERVICES]
+
+
+def actor(request: web.Request) -> Actor:
+    auth: Authenticated | None = request.get(PRINCIPAL)
+    name = f"principal:{auth.principal.name}" if auth else "anonymous"
+    return Actor(name, request.remote)
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise web.HTTPUnsupportedMediaType(reason="send the body as application/json")
+    raw = await request.read()
+    try:
+        body = json.loads(raw or b"{}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InvalidInput(f"body is not valid JSON: {err}") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("body must be a JSON object")
+    return body
+
+
+def path_uuid(request: web.Request, name: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.match_info[name])
+    except ValueError:
+        raise NotFound(f"{name} must be a UUID") from None
+
+
+def pagination(request: web.Request) -> tuple[int, int]:
+    try:
+        limit = int(request.query.get("limit", "50"))
+        offset = int(request.query.get("offset", "0"))
+    except ValueError:
+        raise InvalidInput("limit and offset must be integers") from None
+    if not 1 <= limit <= 500 or offset < 0:
+        raise InvalidInput("limit must be 1..500 and offset >= 0")
+    return limit, offset
+
+
+def page_json(items: list[dict[str, Any]], total: int, limit: int, offset: int) -> dict[str, Any]:
+    return {"items": items, "total": total, "limit": limit, "offset": offset}

@@ -1,0 +1,405 @@
+"""`certgate` commands. They call the same services as the REST API (gateway.admin)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import click
+from aiohttp import web
+
+from gateway.admin import cas as ca_admin
+from gateway.admin import certificates as cert_admin
+from gateway.admin.audit import Actor
+from gateway.admin.catalog import active_project
+from gateway.admin.services import Services, open_services
+from gateway.api import serializers as ser
+from gateway.appkeys import SERVICES
+from gateway.auth import create_token
+from gateway.config import Config, ConfigError, load_config
+from gateway.core.enrollment import Pending
+from gateway.core.errors import DomainError
+from store.filters import CertificateFilter, CertificateListStatus
+from store.migrate import upgrade_sync
+
+T = TypeVar("T")
+DEFAULT_CONFIG = Path("conf/certgate.toml")
+CLI_ACTOR = Actor("cli")
+
+
+def _config(ctx: click.Context) -> Config:
+    path = ctx.obj.get("config_path")
+    if path is None and DEFAULT_CONFIG.exists():
+        path = DEFAULT_CONFIG
+    try:
+        return load_config(path)
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
+
+
+def _run(ctx: click.Context, work: Callable[[Services], Awaitable[T]]) -> T:
+    """Open the services, run one operation, close; domain errors become clean messages."""
+
+    async def main() -> T:
+        services = await open_services(_config(ctx))
+        try:
+            return await work(services)
+        finally:
+            await services.close()
+
+    try:
+        return asyncio.run(main())
+    except DomainError as err:
+        raise click.ClickException(f"{err.message} [{err.code}]") from None
+    except (ValueError, OSError) as err:
+        raise click.ClickException(str(err)) from None
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2))
+
+
+@click.group()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TOML config file (default: conf/certgate.toml when present).",
+)
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None) -> None:
+    """certgate: certificate enrollment gateway (ACME, EST, SCEP and REST)."""
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+
+
+@main.command()
+@click.pass_context
+def serve(ctx: click.Context) -> None:
+    """Run the gateway (bootstraps an empty database on first start)."""
+    config = _config(ctx)
+    logging.basicConfig(
+        level=config.logging.level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        asyncio.run(_serve(config))
+    except KeyboardInterrupt:
+        pass
+
+
+async def _serve(config: Config) -> None:
+    from gateway.app import create_app
+    from gateway.tls import server_ssl_context
+
+    app = create_app(config)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    log = logging.getLogger("certgate")
+    try:
+        site = web.TCPSite(runner, config.server.host, config.server.http_port)
+        await site.start()
+        log.info("HTTP listening on %s:%d", config.server.host, config.server.http_port)
+        if config.tls.enabled:
+            context = await server_ssl_context(app[SERVICES])
+            tls_site = web.TCPSite(
+                runner, config.server.host, config.server.https_port, ssl_context=context
+            )
+            await tls_site.start()
+            log.info("HTTPS listening on %s:%d", config.server.host, config.server.https_port)
+        log.info("root CA certificate: %s", (config.home / "root-ca.pem").resolve())
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Create or upgrade the schema to the latest migration."""
+    config = _config(ctx)
+    config.home.mkdir(parents=True, exist_ok=True)
+    upgrade_sync(config.database_url)
+    click.echo("database is at the latest schema revision")
+
+
+@main.group()
+def ca() -> None:
+    """Certificate authorities of the active project."""
+
+
+@ca.command("list")
+@click.pass_context
+def ca_list(ctx: click.Context) -> None:
+    """List CAs."""
+
+    async def work(s: Services) -> list[dict[str, Any]]:
+        async with s.db.transaction(read_only=True) as tx:
+            project = await active_project(tx)
+            return [ser.ca(c) for c in await tx.cas.list(project.id)]
+
+    for item in _run(ctx, work):
+        click.echo(
+            f"{item['id']}  {item['kind']:<12} {item['status']:<8} {item['key_type']:<9} "
+            f"{item['name']}  ({item['subject']})"
+        )
+
+
+@ca.command("create")
+@click.option("--name", required=True)
+@click.option(
+    "--kind", type=click.Choice(["root", "intermediate"]), default="root", show_default=True
+)
+@click.option("--parent", "parent_id", type=click.UUID, help="Issuing CA (for an intermediate).")
+@click.option("--key-type", default="ec-p256", show_default=True)
+@click.option("--validity-days", type=int, default=None)
+@click.option("--common-name", default=None)
+@click.pass_context
+def ca_create(
+    ctx: click.Context,
+    name: str,
+    kind: str,
+    parent_id: uuid.UUID | None,
+    key_type: str,
+    validity_days: int | None,
+    common_name: str | None,
+) -> None:
+    """Create an internal root or intermediate CA."""
+    if kind == "intermediate" and parent_id is None:
+        raise click.UsageError("--parent is required for an intermediate CA")
+
+    async def work(s: Services) -> dict[str, Any]:
+        kt = ca_admin.parse_key_type(key_type)
+        async with s.db.transaction() as tx:
+            if kind == "root":
+                project = await active_project(tx)
+                created = await ca_admin.create_root(
+                    s,
+                    tx,
+                    CLI_ACTOR,
+                    project_id=project.id,
+                    name=name,
+                    common_name=common_name,
+                    key_type=kt,
+                    validity_days=validity_days or s.config.pki.root_validity_days,
+                )
+            else:
+                assert parent_id is not None
+                created = await ca_admin.create_intermediate(
+                    s,
+                    tx,
+                    CLI_ACTOR,
+                    parent_id=parent_id,
+                    name=name,
+                    common_name=common_name,
+                    key_type=kt,
+                    validity_days=validity_days or s.config.pki.intermediate_validity_days,
+                )
+        return ser.ca(created)
+
+    item = _run(ctx, work)
+    click.echo(f"created {item['kind']} CA {item['name']} ({item['id']})")
+
+
+@ca.command("import")
+@click.option("--name", required=True)
+@click.option("--cert", "cert_file", type=click.File("r"), required=True)
+@click.option("--key", "key_file", type=click.File("r"), required=True)
+@click.option("--chain", "chain_file", type=click.File("r"), default=None)
+@click.option(
+    "--passphrase-env", default=None, help="Environment variable holding the key passphrase."
+)
+@click.pass_context
+def ca_import(
+    ctx: click.Context,
+    name: str,
+    cert_file: Any,
+    key_file: Any,
+    chain_file: Any,
+    passphrase_env: str | None,
+) -> None:
+    """Import an existing CA certificate and private key."""
+    import os
+
+    passphrase = os.environ.get(passphrase_env) if passphrase_env else None
+    cert_pem, key_pem = cert_file.read(), key_file.read()
+    chain_pem = chain_file.read() if chain_file else None
+
+    async def work(s: Services) -> dict[str, Any]:
+        async with s.db.transaction() as tx:
+            project = await active_project(tx)
+            created = await ca_admin.import_ca(
+                s,
+                tx,
+                CLI_ACTOR,
+                project_id=project.id,
+                name=name,
+                certificate_pem=cert_pem,
+                private_key_pem=key_pem,
+                passphrase=passphrase,
+                chain_pem=chain_pem,
+            )
+        return ser.ca(created)
+
+    item = _run(ctx, work)
+    click.echo(f"imported {item['kind']} CA {item['name']} ({item['id']})")
+
+
+@main.group()
+def token() -> None:
+    """API tokens."""
+
+
+@token.command("create")
+@click.option("--principal", "principal_name", required=True, help="Principal name, e.g. admin.")
+@click.option("--name", default="cli", show_default=True)
+@click.pass_context
+def token_create(ctx: click.Context, principal_name: str, name: str) -> None:
+    """Create an API token for a principal and print it (shown once)."""
+
+    async def work(s: Services) -> str:
+        async with s.db.transaction() as tx:
+            principal = await tx.principals.get_by_name(principal_name)
+            if principal is None:
+                raise click.ClickException(f"no principal named '{principal_name}'")
+            _, plaintext = await create_token(tx, CLI_ACTOR, s.clock.now(), principal.id, name)
+        return plaintext
+
+    click.echo(_run(ctx, work))
+
+
+@main.group()
+def cert() -> None:
+    """Certificates of an application."""
+
+
+@cert.command("issue")
+@click.option("--app", "app_slug", required=True)
+@click.option("--profile", "profile_slug", required=True)
+@click.option(
+    "--csr", "csr_file", type=click.File("r"), help="PEM CSR file; omit for a server-side key."
+)
+@click.option("--cn", default=None, help="Common name (server-side key generation).")
+@click.option("--san", "sans", multiple=True, help="SAN (dns:…, ip:…); repeatable.")
+@click.option("--key-type", default=None)
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write certificate + chain here (and the key to OUT.key).",
+)
+@click.pass_context
+def cert_issue(
+    ctx: click.Context,
+    app_slug: str,
+    profile_slug: str,
+    csr_file: Any,
+    cn: str | None,
+    sans: tuple[str, ...],
+    key_type: str | None,
+    out_file: str | None,
+) -> None:
+    """Issue a certificate."""
+    body: dict[str, Any] = {}
+    if csr_file is not None:
+        body["csr"] = csr_file.read()
+    else:
+        if cn is None and not sans:
+            raise click.UsageError("give --csr, or --cn and/or --san")
+        body.update({"subject": cn, "sans": list(sans)} if cn else {"sans": list(sans)})
+        if key_type:
+            body["key_type"] = key_type
+
+    async def work(s: Services) -> cert_admin.IssueResult:
+        target = await cert_admin.resolve(s, app_slug, profile_slug)
+        return await cert_admin.issue(s, target, CLI_ACTOR, body)
+
+    result = _run(ctx, work)
+    if isinstance(result.outcome, Pending):
+        click.echo(f"pending approval: request {result.outcome.request_id}")
+        return
+    issued = result.outcome.certificate
+    if out_file:
+        Path(out_file).write_text(issued.certificate_pem + issued.chain_pem)
+        if result.private_key_pem:
+            from gateway.admin.bootstrap import write_private_file
+
+            write_private_file(Path(out_file + ".key"), result.private_key_pem)
+        click.echo(f"issued {issued.id} serial {issued.serial} -> {out_file}")
+    else:
+        click.echo(issued.certificate_pem + issued.chain_pem, nl=False)
+        if result.private_key_pem:
+            click.echo(result.private_key_pem, nl=False)
+
+
+@cert.command("list")
+@click.option("--app", "app_slug", required=True)
+@click.option("--status", type=click.Choice(["active", "revoked", "expired"]), default=None)
+@click.option("--search", default=None)
+@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
+@click.pass_context
+def cert_list(
+    ctx: click.Context, app_slug: str, status: str | None, search: str | None, limit: int
+) -> None:
+    """List an application's certificates."""
+
+    async def work(s: Services) -> list[dict[str, Any]]:
+        app = await cert_admin.resolve_application(s, app_slug)
+        async with s.db.transaction(read_only=True) as tx:
+            page = await tx.certificates.list(
+                CertificateFilter(
+                    application_id=app.id,
+                    status=cast(CertificateListStatus | None, status),
+                    search=search,
+                    now=s.clock.now(),
+                ),
+                limit,
+                0,
+            )
+        return [ser.certificate(c) for c in page.items]
+
+    for item in _run(ctx, work):
+        click.echo(
+            f"{item['id']}  {item['status']:<8} {item['not_after']}  {item['serial']}  "
+            f"{item['common_name'] or ''} {' '.join(item['sans'])}"
+        )
+
+
+@cert.command("revoke")
+@click.option("--app", "app_slug", required=True)
+@click.option("--id", "cert_id", type=click.UUID, required=True)
+@click.option("--reason", default="unspecified", show_default=True)
+@click.pass_context
+def cert_revoke(ctx: click.Context, app_slug: str, cert_id: uuid.UUID, reason: str) -> None:
+    """Revoke a certificate (the CRL is rebuilt at once)."""
+
+    async def work(s: Services) -> dict[str, Any]:
+        app = await cert_admin.resolve_application(s, app_slug)
+        revoked = await s.enrollment.revoke(
+            cert_id, cert_admin.parse_reason(reason), actor=CLI_ACTOR.name, application_id=app.id
+        )
+        return ser.certificate(revoked)
+
+    item = _run(ctx, work)
+    click.echo(f"revoked {item['id']} serial {item['serial']} ({item['revocation_reason']})")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""Settings: defaults < TOML file < CERTGATE_<SECTION>__<KEY> environment variables.
+
+The names are part of the operator contract in DESIGN.md ("Contract for operators").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "CERTGATE_"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    http_port: int = 8080
+    https_port: int = 8443
+    # URLs that appear in responses and certificates (CRL/AIA). Behind a TLS-terminating
+    # proxy set this to the public address.
+    public_base_url: str = ""
+    https_base_url: str = ""
+    max_body_bytes: int = 256 * 1024
+    # Addresses whose X-Forwarded-For / client-certificate headers are trusted.
+    trusted_proxies: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TlsConfig:
+    enabled: bool = True
+    cert_file: str = ""
+    key_file: str = ""
+    # Hostnames / IPs for the self-issued server certificate.
+    server_names: list[str] = field(default_factory=lambda: ["localhost", "127.0.0.1", "::1"])
+
+
+@dataclass
+class DatabaseConfig:
+    url: str = ""
+    echo: bool = False
+
+
+@dataclass
+class AcmeConfig:
+    http01_port: int = 80
+    tlsalpn01_port: int = 443
+    resolvers: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PkiConfig:
+    key_type: str = "ec-p256"
+    root_validity_days: int = 3650
+    intermediate_validity_days: int = 1825
+    crl_validity_hours: int = 24
+    # Regenerate a CRL when less than this much of its lifetime is left.
+    crl_refresh_hours: int = 6
+
+
+@dataclass
+class LoggingConfig:
+    level: str = "INFO"
+
+
+@dataclass
+class Config:
+    home: Path = field(default_factory=lambda: Path(".certgate"))
+    server: ServerConfig = field(default_factory=ServerConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    acme: AcmeConfig = field(default_factory=AcmeConfig)
+    pki: PkiConfig = field(default_factory=PkiConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    # CERTGATE_ROOT_KEY; kept out of the TOML on purpose (a secret in a config file
+    # tends to end up in a repository).
+    root_key: str | None = None
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite+aiosqlite:///{self.home.resolve() / 'certgate.db'}"
+
+    @property
+    def base_url(self) -> str:
+        if self.server.public_base_url:
+            return self.server.public_base_url.rstrip("/")
+        return f"http://{_url_host(self.server.host)}:{self.server.http_port}"
+
+    @property
+    def https_base_url(self) -> str:
+        if self.server.https_base_url:
+            return self.server.https_base_url.rstrip("/")
+        bind_all = ("127.0.0.1", "0.0.0.0", "::")  # noqa: S104 - compared, not bound
+        host = "localhost" if self.server.host in bind_all else self.server.host
+        return f"https://{_url_host(host)}:{self.server.https_port}"
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::"):  # noqa: S104 - a bind-all address is not reachable as a URL
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+_SECTIONS = ("server", "tls", "database", "acme", "pki", "logging")
+
+
+def _coerce(value: Any, annotation: str, where: str) -> Any:
+    try:
+        if annotation == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if annotation == "int":
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if annotation.startswith("list"):
+            if isinstance(value, list):
+                return [str(v) for v in value]
+            return [v.strip() for v in str(value).split(",") if v.strip()]
+        return str(value)
+    except ValueError:
+        raise ConfigError(f"{where}: {value!r} is not a valid {annotation}") from None
+
+
+def _apply(section_obj: Any, values: dict[str, Any], source: str, section: str) -> None:
+    hints = {f.name: str(f.type) for f in dataclasses.fields(section_obj)}
+    for key, value in values.items():
+        if key not in hints:
+            raise ConfigError(f"{source}: unknown setting '{section}.{key}'")
+        setattr(section_obj, key, _coerce(value, hints[key], f"{source} {section}.{key}"))
+
+
+def load_config(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Config:
+    env = dict(os.environ if environ is None else environ)
+    config = Config()
+    if env.get("CERTGATE_HOME"):
+        config.home = Path(env["CERTGATE_HOME"])
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
+        for key, value in data.items():
+            if key == "home":
+                if not env.get("CERTGATE_HOME"):
+                    config.home = Path(str(value))
+            elif key in _SECTIONS and isinstance(value, dict):
+                _apply(getattr(config, key), value, str(path), key)
+            else:
+                raise ConfigError(f"{path}: unknown setting '{key}'")
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        if section not in _SECTIONS:
+            continue
+        _apply(getattr(config, section), {key: value}, name, section)
+    config.root_key = env.get("CERTGATE_ROOT_KEY") or None
+    return config

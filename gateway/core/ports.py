@@ -1,0 +1,99 @@
+"""Ports the enrollment core calls, declared here by their consumer and cut to what it uses.
+
+`store` implements the repositories, `gateway.pki` the signer; tests implement them with
+fakes directly (DESIGN.md: "Ports are typing.Protocols declared by the consumer").
+"""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Protocol
+
+from gateway.core.model import (
+    AuditEvent,
+    Certificate,
+    CertificateAuthority,
+    Policy,
+    ProfileAttachment,
+    RevocationReason,
+)
+from gateway.core.template import CertificateTemplate, SignedCertificate
+
+
+class CARepository(Protocol):
+    async def get(self, ca_id: uuid.UUID) -> CertificateAuthority | None: ...
+
+
+class PolicyRepository(Protocol):
+    async def get(self, policy_id: uuid.UUID) -> Policy | None: ...
+
+
+class AttachmentRepository(Protocol):
+    async def get(
+        self, application_id: uuid.UUID, profile_id: uuid.UUID
+    ) -> ProfileAttachment | None: ...
+
+
+class CertificateRepository(Protocol):
+    async def add(self, certificate: Certificate) -> None:
+        """Insert; raises DuplicateSerial if the serial is taken (unique index)."""
+
+    async def get(self, certificate_id: uuid.UUID) -> Certificate | None: ...
+
+    async def revoke(
+        self, certificate_id: uuid.UUID, at: datetime, reason: RevocationReason
+    ) -> Certificate | None:
+        """Mark revoked if still active; None when it was not active."""
+
+
+class AuditRepository(Protocol):
+    async def add(self, event: AuditEvent) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction: everything added inside commits together or not at all."""
+
+    @property
+    def cas(self) -> CARepository: ...
+
+    @property
+    def policies(self) -> PolicyRepository: ...
+
+    @property
+    def attachments(self) -> AttachmentRepository: ...
+
+    @property
+    def certificates(self) -> CertificateRepository: ...
+
+    @property
+    def audit(self) -> AuditRepository: ...
+
+
+class TransactionFactory(Protocol):
+    def transaction(
+        self, *, read_only: bool = False
+    ) -> AbstractAsyncContextManager[UnitOfWork]: ...
+
+
+class Signer(Protocol):
+    async def issue(
+        self, ca: CertificateAuthority, template: CertificateTemplate
+    ) -> SignedCertificate: ...
+
+
+class RevocationListener(Protocol):
+    """Called inside the revoking transaction so the CRL is current when it commits."""
+
+    async def certificate_revoked(self, uow: UnitOfWork, certificate: Certificate) -> None: ...
+
+
+class EventPublisher(Protocol):
+    """After-commit notifications (alerts, syncs, metrics). Must not raise."""
+
+    async def publish(self, event: AuditEvent) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
