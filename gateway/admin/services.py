@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from gateway.admin.crl import CrlService
 from gateway.clock import SystemClock
@@ -37,8 +39,20 @@ class Services:
         await self.db.close()
 
 
+def _private_sqlite_file(url: str) -> None:
+    """Create an embedded database file as 0600 before SQLite does (it would use the umask);
+    SQLite gives its -wal/-shm files the database file's permissions."""
+    if not url.startswith("sqlite") or ":memory:" in url or "///" not in url:
+        return
+    path = Path(url.split("///", 1)[1].split("?", 1)[0])
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
 async def open_services(config: Config, *, migrate: bool = True) -> Services:
     config.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _private_sqlite_file(config.database_url)
     if migrate:
         await upgrade(config.database_url)
     db = Database.create(config.database_url, echo=config.database.echo)
