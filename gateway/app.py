@@ -15,8 +15,12 @@ from gateway.admin.crl import CrlService
 from gateway.admin.services import open_services
 from gateway.api import (
     applications,
+    approvals,
+    audit,
     cas,
     certificates,
+    me,
+    members,
     openapi,
     policies,
     principals,
@@ -46,6 +50,10 @@ def all_routes() -> list[Route]:
         *applications.routes(),
         *certificates.routes(),
         *principals.routes(),
+        *members.routes(),
+        *me.routes(),
+        *approvals.routes(),
+        *audit.routes(),
     ]
 
 

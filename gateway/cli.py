@@ -326,6 +326,11 @@ def cert_issue(
         body.update({"subject": cn, "sans": list(sans)} if cn else {"sans": list(sans)})
         if key_type:
             body["key_type"] = key_type
+    # Checked before issuing: a failed write afterwards would lose the server-side key.
+    if out_file and not Path(out_file).parent.is_dir():
+        raise click.BadParameter(
+            f"directory '{Path(out_file).parent}' does not exist", param_hint="'--out'"
+        )
 
     async def work(s: Services) -> cert_admin.IssueResult:
         target = await cert_admin.resolve(s, app_slug, profile_slug)

@@ -123,7 +123,8 @@ def _coerce(value: Any, annotation: str, where: str) -> Any:
                 return False
             raise ValueError(value)
         if annotation == "int":
-            if isinstance(value, bool):
+            # int() would accept True and silently truncate 8080.5 to 8080.
+            if isinstance(value, bool | float):
                 raise ValueError(value)
             return int(value)
         if annotation.startswith("list"):

@@ -47,6 +47,8 @@ from store.repos import (
     SecretRepository,
     TokenRepository,
 )
+from store.repos.approvals import ApprovalPolicyRepository, RequestRepository
+from store.repos.members import MemberRepository
 
 if TYPE_CHECKING:
     from gateway.core.ports import TransactionFactory, UnitOfWork
@@ -141,6 +143,9 @@ class Tx:
         self.secrets = SecretRepository(session, dialect)
         self.crls = CrlRepository(session, dialect)
         self.audit = AuditRepository(session, dialect)
+        self.members = MemberRepository(session, dialect)
+        self.approval_policies = ApprovalPolicyRepository(session, dialect)
+        self.requests = RequestRepository(session, dialect)
 
 
 class Database:

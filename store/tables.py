@@ -269,3 +269,8 @@ audit_events = Table(
     Index(None, "action"),
     Index(None, "target_id"),
 )
+
+
+# Tables of later features live in their own modules on the same metadata; importing them
+# here makes `metadata` complete for whoever imports store.tables.
+from store import tables_access, tables_approvals  # noqa: E402, F401

@@ -341,3 +341,82 @@ class Page(Generic[T]):
     total: int
     limit: int
     offset: int
+
+
+class AppRole(enum.StrEnum):
+    """Roles inside one application (DESIGN.md): each includes the ones below it."""
+
+    ADMIN = "admin"
+    OPERATOR = "operator"
+    AUDITOR = "auditor"
+
+
+@dataclass(frozen=True)
+class Member:
+    application_id: uuid.UUID
+    principal_id: uuid.UUID
+    role: AppRole
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ApprovalStep:
+    approvers: tuple[uuid.UUID, ...]  # principal ids allowed to approve this step
+    required: int = 1  # how many distinct approvals complete the step
+
+
+@dataclass(frozen=True)
+class ApprovalPolicy:
+    """Human approval for one attached profile of one application."""
+
+    id: uuid.UUID
+    application_id: uuid.UUID
+    profile_id: uuid.UUID
+    steps: tuple[ApprovalStep, ...]
+    bypass: tuple[uuid.UUID, ...]  # machine identities that skip approval
+    request_ttl_seconds: int
+    created_at: datetime
+
+
+class RequestState(enum.StrEnum):
+    OPEN = "open"
+    APPROVED = "approved"
+    ISSUED = "issued"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class Approval:
+    step: int
+    principal_id: uuid.UUID
+    decision: str  # "approved" | "rejected"
+    comment: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class CertificateRequest:
+    """An enrollment waiting for (or past) human approval."""
+
+    id: uuid.UUID
+    application_id: uuid.UUID
+    profile_id: uuid.UUID
+    csr_pem: str
+    # A stable digest of requester + CSR so a device repeating the same request (EST, SCEP
+    # retries) is recognised instead of opening a second request.
+    fingerprint: str
+    requester: str  # principal name or protocol identity, as in Certificate.requester
+    requester_id: uuid.UUID | None  # the principal, when the requester is one
+    method: EnrollmentMethod
+    state: RequestState
+    step: int  # index of the step awaiting approvals
+    approvals: tuple[Approval, ...]
+    requested_validity_days: int | None
+    renewed_from: uuid.UUID | None
+    certificate_id: uuid.UUID | None
+    comment: str  # last rejection / cancellation comment
+    created_at: datetime
+    expires_at: datetime
+    updated_at: datetime
