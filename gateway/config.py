@@ -170,7 +170,21 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
             continue
         section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
         if section not in _SECTIONS:
-            continue
+            # A typo here would otherwise be silently ignored and the default used.
+            raise ConfigError(f"{name}: unknown settings section '{section}'")
         _apply(getattr(config, section), {key: value}, name, section)
     config.root_key = env.get("CERTGATE_ROOT_KEY") or None
+    _check_ports(config)
     return config
+
+
+def _check_ports(config: Config) -> None:
+    ports = {
+        "server.http_port": config.server.http_port,
+        "server.https_port": config.server.https_port,
+        "acme.http01_port": config.acme.http01_port,
+        "acme.tlsalpn01_port": config.acme.tlsalpn01_port,
+    }
+    for where, port in ports.items():
+        if not 0 < port < 65536:
+            raise ConfigError(f"{where}: {port} is not a TCP port (1-65535)")

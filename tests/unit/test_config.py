@@ -441,6 +441,21 @@ def test_the_real_environment_is_used_when_environ_is_omitted(
             "unknown setting 'acme.http01__port'",
             id="fail/env-extra-separator",
         ),
+        pytest.param(
+            {"CERTGATE_SERVR__HTTP_PORT": "80"},
+            "CERTGATE_SERVR__HTTP_PORT: unknown settings section 'servr'",
+            id="fail/env-unknown-section",
+        ),
+        pytest.param(
+            {"CERTGATE_SERVER__HTTP_PORT": "70000"},
+            "server.http_port: 70000 is not a TCP port (1-65535)",
+            id="fail/env-port-range",
+        ),
+        pytest.param(
+            {"CERTGATE_ACME__HTTP01_PORT": "0"},
+            "acme.http01_port: 0 is not a TCP port (1-65535)",
+            id="fail/env-port-zero",
+        ),
     ],
 )
 def test_bad_environment_is_a_config_error(environ: dict[str, str], expected: str) -> None:
