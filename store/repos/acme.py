@@ -1,0 +1,377 @@
+"""ACME accounts, orders, authorizations, challenges and nonces.
+
+Implements gateway.core.acme.AcmeRepositoryPort. Status changes are compare-and-set
+(`UPDATE … WHERE status IN (expected)`), so two processes racing on one order or challenge
+cannot both move it: the loser sees False and re-reads.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import RowMapping
+
+from gateway.core.acme import (
+    Account,
+    AccountStatus,
+    Authorization,
+    AuthzStatus,
+    Challenge,
+    ChallengeStatus,
+    ChallengeType,
+    Identifier,
+    IdentifierType,
+    Order,
+    OrderStatus,
+    Problem,
+)
+from gateway.core.errors import Conflict
+from store.repos._base import Repository
+from store.tables_acme import (
+    acme_accounts,
+    acme_authorizations,
+    acme_challenges,
+    acme_nonces,
+    acme_orders,
+)
+
+_ACCOUNT_KEY = "uq_acme_accounts_scope_thumbprint"
+
+
+def _problem_json(problem: Problem | None) -> dict[str, Any] | None:
+    if problem is None:
+        return None
+    out: dict[str, Any] = {"type": problem.type, "detail": problem.detail}
+    if problem.identifier is not None:
+        out["identifier"] = _identifier_json(problem.identifier)
+    return out
+
+
+def _problem(data: dict[str, Any] | None) -> Problem | None:
+    if not data:
+        return None
+    ident = data.get("identifier")
+    return Problem(data["type"], data["detail"], _identifier(ident) if ident else None)
+
+
+def _identifier_json(identifier: Identifier) -> dict[str, str]:
+    return {"type": identifier.type.value, "value": identifier.value}
+
+
+def _identifier(data: dict[str, str]) -> Identifier:
+    return Identifier(IdentifierType(data["type"]), data["value"])
+
+
+def _account(row: RowMapping) -> Account:
+    return Account(
+        id=row["id"],
+        scope=row["scope"],
+        thumbprint=row["thumbprint"],
+        jwk=dict(row["jwk"]),
+        status=AccountStatus(row["status"]),
+        contact=tuple(row["contact"]),
+        eab_kid=row["eab_kid"],
+        created_at=row["created_at"],
+    )
+
+
+def _order(row: RowMapping) -> Order:
+    return Order(
+        id=row["id"],
+        account_id=row["account_id"],
+        status=OrderStatus(row["status"]),
+        identifiers=tuple(_identifier(i) for i in row["identifiers"]),
+        authorization_ids=tuple(uuid.UUID(a) for a in row["authorization_ids"]),
+        expires=row["expires"],
+        not_before=row["not_before"],
+        not_after=row["not_after"],
+        error=_problem(row["error"]),
+        certificate_id=row["certificate_id"],
+        request_id=row["request_id"],
+        replaces=row["replaces"],
+        created_at=row["created_at"],
+    )
+
+
+def _challenge(row: RowMapping) -> Challenge:
+    return Challenge(
+        id=row["id"],
+        authorization_id=row["authorization_id"],
+        type=ChallengeType(row["type"]),
+        token=row["token"],
+        status=ChallengeStatus(row["status"]),
+        validated=row["validated"],
+        error=_problem(row["error"]),
+    )
+
+
+def _authorization(row: RowMapping, challenges: Sequence[Challenge]) -> Authorization:
+    return Authorization(
+        id=row["id"],
+        account_id=row["account_id"],
+        order_id=row["order_id"],
+        identifier=Identifier(IdentifierType(row["identifier_type"]), row["identifier_value"]),
+        status=AuthzStatus(row["status"]),
+        expires=row["expires"],
+        challenges=tuple(challenges),
+    )
+
+
+class AcmeRepository(Repository):
+    table = acme_accounts
+    what = "ACME account"
+
+    # -- nonces (RFC 8555 §6.5) --
+
+    async def add_nonce(self, value: str, expires: datetime) -> None:
+        await self._session.execute(insert(acme_nonces).values(value=value, expires_at=expires))
+
+    async def consume_nonce(self, value: str, now: datetime) -> bool:
+        result = await self._session.execute(
+            delete(acme_nonces)
+            .where(acme_nonces.c.value == value, acme_nonces.c.expires_at > now)
+            .returning(acme_nonces.c.value)
+        )
+        return result.first() is not None
+
+    async def purge_nonces(self, now: datetime) -> int:
+        result = await self._session.execute(
+            delete(acme_nonces)
+            .where(acme_nonces.c.expires_at <= now)
+            .returning(acme_nonces.c.value)
+        )
+        return len(result.all())
+
+    # -- accounts (RFC 8555 §7.3) --
+
+    async def add_account(self, account: Account) -> Account:
+        try:
+            await self._insert(
+                {
+                    "id": account.id,
+                    "scope": account.scope,
+                    "thumbprint": account.thumbprint,
+                    "jwk": account.jwk,
+                    "status": account.status.value,
+                    "contact": list(account.contact),
+                    "eab_kid": account.eab_kid,
+                    "created_at": account.created_at,
+                },
+                {_ACCOUNT_KEY: lambda: Conflict("account exists", code="acme_account_exists")},
+            )
+        except Conflict as err:
+            if err.code != "acme_account_exists":
+                raise
+            existing = await self.find_account(account.scope, account.thumbprint)
+            assert existing is not None
+            return existing
+        return account
+
+    async def get_account(self, account_id: uuid.UUID) -> Account | None:
+        row = await self._get_by(acme_accounts.c.id == account_id)
+        return _account(row) if row else None
+
+    async def find_account(self, scope: str, thumbprint: str) -> Account | None:
+        row = await self._get_by(
+            acme_accounts.c.scope == scope, acme_accounts.c.thumbprint == thumbprint
+        )
+        return _account(row) if row else None
+
+    async def update_account(
+        self,
+        account_id: uuid.UUID,
+        *,
+        status: AccountStatus | None = None,
+        contact: tuple[str, ...] | None = None,
+        jwk: dict[str, Any] | None = None,
+        thumbprint: str | None = None,
+    ) -> Account | None:
+        values: dict[str, Any] = {}
+        if status is not None:
+            values["status"] = status.value
+        if contact is not None:
+            values["contact"] = list(contact)
+        if jwk is not None and thumbprint is not None:
+            values["jwk"], values["thumbprint"] = jwk, thumbprint
+        if not values:
+            return await self.get_account(account_id)
+        row = await self._update_returning(
+            update(acme_accounts)
+            .where(acme_accounts.c.id == account_id)
+            .values(**values)
+            .returning(*acme_accounts.c),
+            {_ACCOUNT_KEY: lambda: Conflict("key in use", code="acme_key_in_use")},
+        )
+        return _account(row) if row else None
+
+    # -- orders, authorizations, challenges (RFC 8555 §7.4, §7.5) --
+
+    async def add_order(self, order: Order, authorizations: Sequence[Authorization]) -> None:
+        await self._session.execute(
+            insert(acme_orders).values(
+                id=order.id,
+                account_id=order.account_id,
+                status=order.status.value,
+                identifiers=[_identifier_json(i) for i in order.identifiers],
+                authorization_ids=[str(a) for a in order.authorization_ids],
+                expires=order.expires,
+                not_before=order.not_before,
+                not_after=order.not_after,
+                error=_problem_json(order.error),
+                certificate_id=order.certificate_id,
+                request_id=order.request_id,
+                replaces=order.replaces,
+                created_at=order.created_at,
+            )
+        )
+        if not authorizations:
+            return
+        await self._session.execute(
+            insert(acme_authorizations),
+            [
+                {
+                    "id": a.id,
+                    "account_id": a.account_id,
+                    "order_id": a.order_id,
+                    "identifier_type": a.identifier.type.value,
+                    "identifier_value": a.identifier.value,
+                    "status": a.status.value,
+                    "expires": a.expires,
+                }
+                for a in authorizations
+            ],
+        )
+        challenges = [
+            {
+                "id": c.id,
+                "authorization_id": a.id,
+                "type": c.type.value,
+                "token": c.token,
+                "status": c.status.value,
+                "validated": c.validated,
+                "error": _problem_json(c.error),
+                "position": position,
+            }
+            for a in authorizations
+            for position, c in enumerate(a.challenges)
+        ]
+        if challenges:
+            await self._session.execute(insert(acme_challenges), challenges)
+
+    async def get_order(self, order_id: uuid.UUID) -> Order | None:
+        row = await self._one(select(acme_orders).where(acme_orders.c.id == order_id))
+        return _order(row) if row else None
+
+    async def list_orders(self, account_id: uuid.UUID, limit: int) -> list[Order]:
+        rows = await self._all(
+            select(acme_orders)
+            .where(acme_orders.c.account_id == account_id)
+            .order_by(acme_orders.c.created_at.desc())
+            .limit(limit)
+        )
+        return [_order(r) for r in rows]
+
+    async def find_order_by_certificate(self, certificate_id: uuid.UUID) -> Order | None:
+        row = await self._one(
+            select(acme_orders).where(acme_orders.c.certificate_id == certificate_id).limit(1)
+        )
+        return _order(row) if row else None
+
+    async def set_order(
+        self,
+        order_id: uuid.UUID,
+        *,
+        status: OrderStatus,
+        expected: Sequence[OrderStatus] | None = None,
+        error: Problem | None = None,
+        certificate_id: uuid.UUID | None = None,
+        request_id: uuid.UUID | None = None,
+    ) -> bool:
+        values: dict[str, Any] = {"status": status.value}
+        if error is not None:
+            values["error"] = _problem_json(error)
+        if certificate_id is not None:
+            values["certificate_id"] = certificate_id
+        if request_id is not None:
+            values["request_id"] = request_id
+        statement = update(acme_orders).where(acme_orders.c.id == order_id)
+        if expected is not None:
+            statement = statement.where(acme_orders.c.status.in_([s.value for s in expected]))
+        result = await self._session.execute(statement.values(**values).returning(acme_orders.c.id))
+        return result.first() is not None
+
+    async def get_authorization(self, authz_id: uuid.UUID) -> Authorization | None:
+        row = await self._one(
+            select(acme_authorizations).where(acme_authorizations.c.id == authz_id)
+        )
+        if row is None:
+            return None
+        challenges = await self._challenges([authz_id])
+        return _authorization(row, challenges.get(authz_id, []))
+
+    async def authorizations_of(self, order_id: uuid.UUID) -> list[Authorization]:
+        rows = await self._all(
+            select(acme_authorizations).where(acme_authorizations.c.order_id == order_id)
+        )
+        challenges = await self._challenges([r["id"] for r in rows])
+        return [_authorization(r, challenges.get(r["id"], [])) for r in rows]
+
+    async def _challenges(self, authz_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Challenge]]:
+        if not authz_ids:
+            return {}
+        rows = await self._all(
+            select(acme_challenges)
+            .where(acme_challenges.c.authorization_id.in_(authz_ids))
+            .order_by(acme_challenges.c.position)
+        )
+        out: dict[uuid.UUID, list[Challenge]] = {}
+        for row in rows:
+            out.setdefault(row["authorization_id"], []).append(_challenge(row))
+        return out
+
+    async def set_authorization(
+        self, authz_id: uuid.UUID, status: AuthzStatus, expected: Sequence[AuthzStatus]
+    ) -> bool:
+        result = await self._session.execute(
+            update(acme_authorizations)
+            .where(
+                acme_authorizations.c.id == authz_id,
+                acme_authorizations.c.status.in_([s.value for s in expected]),
+            )
+            .values(status=status.value)
+            .returning(acme_authorizations.c.id)
+        )
+        return result.first() is not None
+
+    async def get_challenge(self, challenge_id: uuid.UUID) -> Challenge | None:
+        row = await self._one(select(acme_challenges).where(acme_challenges.c.id == challenge_id))
+        return _challenge(row) if row else None
+
+    async def set_challenge(
+        self,
+        challenge_id: uuid.UUID,
+        status: ChallengeStatus,
+        expected: Sequence[ChallengeStatus],
+        *,
+        validated: datetime | None = None,
+        error: Problem | None = None,
+    ) -> bool:
+        values: dict[str, Any] = {"status": status.value}
+        if validated is not None:
+            values["validated"] = validated
+        if error is not None:
+            values["error"] = _problem_json(error)
+        result = await self._session.execute(
+            update(acme_challenges)
+            .where(
+                acme_challenges.c.id == challenge_id,
+                acme_challenges.c.status.in_([s.value for s in expected]),
+            )
+            .values(**values)
+            .returning(acme_challenges.c.id)
+        )
+        return result.first() is not None
