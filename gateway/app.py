@@ -14,11 +14,13 @@ from gateway.admin.bootstrap import bootstrap_if_empty, write_root_ca
 from gateway.admin.crl import CrlService
 from gateway.admin.services import open_services
 from gateway.api import (
+    acme_settings,
     applications,
     approvals,
     audit,
     cas,
     certificates,
+    est_settings,
     me,
     members,
     openapi,
@@ -26,6 +28,7 @@ from gateway.api import (
     principals,
     profiles,
     projects,
+    scep_settings,
     system,
 )
 from gateway.api.common import api_middleware
@@ -54,6 +57,9 @@ def all_routes() -> list[Route]:
         *me.routes(),
         *approvals.routes(),
         *audit.routes(),
+        *est_settings.routes(),
+        *acme_settings.routes(),
+        *scep_settings.routes(),
     ]
 
 
@@ -95,6 +101,8 @@ def create_app(config: Config, *, background: bool = True) -> web.Application:
     app[ROUTES] = {}
     register(app, app[ROUTES], all_routes())
     app.cleanup_ctx.append(_services_ctx)
+    est_settings.install(app)  # RFC 7030 endpoints (public; EST authenticates devices)
+    acme_settings.install(app)  # RFC 8555 routes + the context binding their dependencies
     if background:
         app.cleanup_ctx.append(_crl_refresher)
     return app

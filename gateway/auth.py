@@ -15,16 +15,25 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from gateway.admin.audit import Actor, event
+from gateway.admin.members import removal_event
 from gateway.clock import SystemClock
-from gateway.core.errors import InvalidInput, NotFound, Unauthorized
-from gateway.core.model import ApiToken, Principal, PrincipalKind, ProductRole, new_id
+from gateway.core.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from gateway.core.model import ApiToken, Member, Principal, PrincipalKind, ProductRole, new_id
 from gateway.pki.passwords import hash_secret, verify_secret
 from store.db import Database, Tx
 
 TOKEN_PREFIX = "cgt_"
 _CACHE_SIZE = 4096
+
+
+class _Unset:
+    """Marks "leave as is" where None is a meaningful value (no product role)."""
+
+
+UNSET = _Unset()
 
 
 @dataclass(frozen=True)
@@ -62,15 +71,20 @@ class Authenticator:
         async with self._db.transaction(read_only=True) as tx:
             row = await tx.tokens.get(token_id)
             principal = await tx.principals.get(row.principal_id) if row else None
-        # Same message for every failure: a caller learns nothing about which part was wrong.
-        if row is None or principal is None or principal.disabled:
+        # Same message for every failure before the secret is proven: a caller learns
+        # nothing about which part was wrong. A deleted principal's tokens are deleted
+        # with it, so they land here too.
+        if row is None or principal is None:
             raise Unauthorized("invalid API token")
         if not self._secret_ok(token_id, secret, row.secret_hash):
             raise Unauthorized("invalid API token")
+        # The holder proved the secret: telling them why it no longer works leaks nothing.
         if row.revoked_at is not None:
             raise Unauthorized("API token has been revoked", code="token_revoked")
         if row.expires_at is not None and row.expires_at <= self._clock.now():
             raise Unauthorized("API token has expired", code="token_expired")
+        if principal.disabled:
+            raise Unauthorized("the token's principal is disabled", code="principal_disabled")
         return Authenticated(principal, row)
 
     def _secret_ok(self, token_id: uuid.UUID, secret: str, stored: str) -> bool:
@@ -156,3 +170,137 @@ async def create_token(
         )
     )
     return token, f"{TOKEN_PREFIX}{token.id.hex}_{secret}"
+
+
+def _state(principal: Principal) -> dict[str, Any]:
+    """What an audit event records about a principal: no token material, ever."""
+    return {
+        "name": principal.name,
+        "kind": principal.kind.value,
+        "product_role": principal.product_role.value if principal.product_role else None,
+        "disabled": principal.disabled,
+    }
+
+
+def _is_active_admin(principal: Principal) -> bool:
+    return principal.product_role is ProductRole.ADMIN and not principal.disabled
+
+
+async def _keep_one_admin(tx: Tx) -> None:
+    """Refuse a change that would leave nobody able to manage the product (only the
+    database, by hand, could undo it)."""
+    if await tx.principals.count_active_admins(lock=True) <= 1:
+        raise Conflict(
+            "this is the last enabled Product Admin; make another one first", code="last_admin"
+        )
+
+
+async def update_principal(
+    tx: Tx,
+    actor: Actor,
+    at: datetime,
+    principal_id: uuid.UUID,
+    *,
+    product_role: ProductRole | _Unset | None = UNSET,
+    disabled: bool | None = None,
+) -> Principal:
+    """Change the product role (None: no product role) and/or the disabled flag."""
+    before = await tx.principals.get(principal_id)
+    if before is None:
+        raise NotFound("principal not found")
+    role = before.product_role if isinstance(product_role, _Unset) else product_role
+    new_disabled = before.disabled if disabled is None else disabled
+    if _is_active_admin(before) and not (role is ProductRole.ADMIN and not new_disabled):
+        await _keep_one_admin(tx)
+    after = await tx.principals.update(principal_id, product_role=role, disabled=new_disabled)
+    if after is None:
+        raise NotFound("principal not found")
+    await tx.audit.add(
+        event(
+            actor,
+            at,
+            "principal.updated",
+            "principal",
+            principal_id,
+            details={"before": _state(before), "after": _state(after)},
+        )
+    )
+    return after
+
+
+async def delete_principal(
+    tx: Tx, actor: Actor, at: datetime, principal_id: uuid.UUID
+) -> tuple[Principal, list[Member]]:
+    """Delete a principal with its tokens (they stop working at once) and memberships.
+    Each removed membership is audited against its application, so that application's
+    Auditors see who lost access."""
+    principal = await tx.principals.get(principal_id)
+    if principal is None:
+        raise NotFound("principal not found")
+    if _is_active_admin(principal):
+        await _keep_one_admin(tx)
+    removed = await tx.members.remove_principal(principal_id)
+    tokens = await tx.tokens.delete_for_principal(principal_id)
+    if not await tx.principals.delete(principal_id):
+        raise NotFound("principal not found")
+    for member in removed:
+        app = await tx.applications.get(member.application_id)
+        await tx.audit.add(
+            removal_event(
+                actor,
+                at,
+                app.project_id if app else None,
+                member,
+                principal.name,
+                reason="principal deleted",
+            )
+        )
+    await tx.audit.add(
+        event(
+            actor,
+            at,
+            "principal.deleted",
+            "principal",
+            principal_id,
+            details={
+                "before": _state(principal),
+                "after": None,
+                "tokens_deleted": tokens,
+                "memberships_removed": [
+                    {"application_id": str(m.application_id), "role": m.role.value} for m in removed
+                ],
+            },
+        )
+    )
+    return principal, removed
+
+
+async def revoke_token(
+    tx: Tx,
+    actor: Actor,
+    at: datetime,
+    token_id: uuid.UUID,
+    *,
+    owner: uuid.UUID | None = None,
+) -> ApiToken:
+    """Revoke a token; with `owner`, only one of that principal's own (anyone else's is
+    "not found", so a caller cannot probe other principals' token ids)."""
+    token = await tx.tokens.get(token_id)
+    if token is None or (owner is not None and token.principal_id != owner):
+        raise NotFound("token not found")
+    if token.revoked_at is not None:
+        raise Conflict("the token is already revoked", code="already_revoked")
+    revoked = await tx.tokens.revoke(token_id, at)
+    if revoked is None:  # revoked by a concurrent request since the read above
+        raise Conflict("the token is already revoked", code="already_revoked")
+    await tx.audit.add(
+        event(
+            actor,
+            at,
+            "token.revoked",
+            "token",
+            token_id,
+            details={"principal_id": str(token.principal_id), "name": token.name},
+        )
+    )
+    return revoked

@@ -21,12 +21,13 @@ from gateway.admin.audit import Actor
 from gateway.admin.catalog import active_project
 from gateway.admin.services import Services, open_services
 from gateway.api import serializers as ser
+from gateway.api.audit import event_json
 from gateway.appkeys import SERVICES
 from gateway.auth import create_token
 from gateway.config import Config, ConfigError, load_config
 from gateway.core.enrollment import Pending
 from gateway.core.errors import DomainError
-from store.filters import CertificateFilter, CertificateListStatus
+from store.filters import AuditFilter, CertificateFilter, CertificateListStatus
 from store.migrate import upgrade_sync
 
 T = TypeVar("T")
@@ -404,6 +405,60 @@ def cert_revoke(ctx: click.Context, app_slug: str, cert_id: uuid.UUID, reason: s
 
     item = _run(ctx, work)
     click.echo(f"revoked {item['id']} serial {item['serial']} ({item['revocation_reason']})")
+
+
+@main.group()
+def audit() -> None:
+    """The audit log."""
+
+
+@audit.command("list")
+@click.option("--app", "app_slug", default=None, help="Only this application's events.")
+@click.option("--action", default=None, help="e.g. certificate.issued, member.added.")
+@click.option("--actor", default=None, help="Exact actor, e.g. principal:admin or cli.")
+@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the events as JSON, with details.")
+@click.pass_context
+def audit_list(
+    ctx: click.Context,
+    app_slug: str | None,
+    action: str | None,
+    actor: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List audit events, newest first."""
+
+    async def work(s: Services) -> list[dict[str, Any]]:
+        app_id = None
+        if app_slug is not None:
+            app_id = (await cert_admin.resolve_application(s, app_slug)).id
+        async with s.db.transaction(read_only=True) as tx:
+            page = await tx.audit.list(
+                AuditFilter(application_id=app_id, action=action, actor=actor), limit, 0
+            )
+            slugs: dict[uuid.UUID, str] = {}
+            for e in page.items:
+                if e.application_id and e.application_id not in slugs:
+                    found = await tx.applications.get(e.application_id)
+                    slugs[e.application_id] = found.slug if found else "?"
+        return [
+            {
+                **event_json(e),
+                "application": slugs.get(e.application_id) if e.application_id else None,
+            }
+            for e in page.items
+        ]
+
+    items = _run(ctx, work)
+    if as_json:
+        _echo_json(items)
+        return
+    for item in items:
+        click.echo(
+            f"{item['at']}  {item['actor']:<20} {item['action']:<28} "
+            f"{item['target_type']}:{item['target_id']}  {item['application'] or '-'}"
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -47,8 +47,10 @@ from store.repos import (
     SecretRepository,
     TokenRepository,
 )
+from store.repos.acme import AcmeRepository
 from store.repos.approvals import ApprovalPolicyRepository, RequestRepository
 from store.repos.members import MemberRepository
+from store.repos.scep import ScepRepository
 
 if TYPE_CHECKING:
     from gateway.core.ports import TransactionFactory, UnitOfWork
@@ -146,6 +148,8 @@ class Tx:
         self.members = MemberRepository(session, dialect)
         self.approval_policies = ApprovalPolicyRepository(session, dialect)
         self.requests = RequestRepository(session, dialect)
+        self.acme = AcmeRepository(session, dialect)
+        self.scep = ScepRepository(session, dialect)
 
 
 class Database:

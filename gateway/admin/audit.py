@@ -16,6 +16,7 @@ class Actor:
 
     name: str
     source_ip: str | None = None
+    principal_id: uuid.UUID | None = None  # set when the actor is an authenticated principal
 
 
 SYSTEM = Actor("system")

@@ -13,7 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from gateway.admin import cas, catalog
+from gateway.admin import acme, cas, catalog, scep
+from gateway.admin import est as est_setup
 from gateway.admin.audit import SYSTEM
 from gateway.admin.services import Services
 from gateway.auth import create_principal, create_token
@@ -34,6 +35,13 @@ log = logging.getLogger(__name__)
 
 DEMO_APPLICATION = "demo"
 DEMO_PROFILE = "tls-server"
+LEGACY_PROFILE = "legacy-tls-server"
+# DESIGN.md: the demo's validators may reach loopback (explicitly listed), and any other
+# address a name resolves to.
+DEMO_ACME = {
+    "enabled": True,
+    "validation_networks": ["127.0.0.0/8", "::1/128", "0.0.0.0/0", "::/0"],
+}
 
 # DESIGN.md: the demo profile allows localhost, *.localhost, *.test, *.example.com and
 # loopback IPs. A real deployment replaces this policy.
@@ -123,6 +131,29 @@ async def bootstrap_if_empty(services: Services) -> dict[str, Any] | None:
                 "Created on first start; its profile only allows test names.",
             )
             await catalog.attach_profile(services, tx, SYSTEM, app, profile)
+            _, eab = await acme.configure_attachment(services, tx, SYSTEM, app, profile, DEMO_ACME)
+            legacy = await catalog.create_profile(
+                services,
+                tx,
+                SYSTEM,
+                project.id,
+                {
+                    "slug": LEGACY_PROFILE,
+                    "name": "TLS server (legacy profile-scoped enrollment)",
+                    "ca_id": str(intermediate.id),
+                    "policy_id": str(policy.id),
+                    "validity_days": 90,
+                    "renew_before_days": 30,
+                    "key_usages": ["digital_signature", "key_encipherment"],
+                    "extended_key_usages": ["server_auth"],
+                },
+            )
+            legacy, legacy_eab = await acme.configure_legacy(
+                services, tx, SYSTEM, legacy, DEMO_ACME
+            )
+            assert eab is not None and legacy_eab is not None
+            est_data = await est_setup.bootstrap_est(services, tx, SYSTEM, app, profile, legacy)
+            scep_data = await scep.bootstrap_scep(services, tx, SYSTEM, app, profile, legacy)
             admin = await create_principal(
                 tx,
                 SYSTEM,
@@ -145,6 +176,16 @@ async def bootstrap_if_empty(services: Services) -> dict[str, Any] | None:
         "profile_id": str(profile.id),
         "ca_chain_pem": intermediate.full_chain_pem,
         "root_ca_path": str((config.home / "root-ca.pem").resolve()),
+        "acme_directory": config.base_url + acme.directory_path(app.slug, profile.slug),
+        "acme_eab_kid": eab.kid,
+        "acme_eab_hmac_key": eab.hmac_key,
+        "legacy_profile": legacy.slug,
+        "legacy_profile_id": str(legacy.id),
+        "legacy_acme_directory": config.base_url + acme.legacy_directory_path(legacy.id),
+        "legacy_acme_eab_kid": legacy_eab.kid,
+        "legacy_acme_eab_hmac_key": legacy_eab.hmac_key,
+        **est_data,
+        **scep_data,
     }
     path = config.home / "bootstrap.json"
     write_private_file(path, json.dumps(data, indent=2) + "\n")

@@ -135,6 +135,19 @@ def _validity(value: Any) -> int | None:
     return value
 
 
+async def _refuse_keygen_under_approval(services: Services, target: Target, actor: Actor) -> None:
+    """A server-generated key is returned once, in the answer; under an approval policy the
+    answer is 202 and the key would be lost, so such requests must bring their own CSR."""
+    async with services.db.transaction(read_only=True) as tx:
+        policy = await tx.approval_policies.get_for(target.application.id, target.profile.id)
+    if policy is not None and actor.principal_id not in policy.bypass:
+        raise InvalidInput(
+            f"'{target.application.slug}/{target.profile.slug}' needs approval: send a CSR "
+            "(a server-generated key could not be handed over later)",
+            code="keygen_needs_csr",
+        )
+
+
 async def issue(
     services: Services,
     target: Target,
@@ -168,6 +181,7 @@ async def issue(
         subject = (
             parse_subject(body["subject"]) if body.get("subject") is not None else x509.Name([])
         )
+        await _refuse_keygen_under_approval(services, target, actor)
         key = generate_private_key(key_type)
         csr = build_csr(key, subject, parse_sans(body.get("sans")))
         private_key_pem = private_key_to_pem(key, passphrase)
@@ -177,6 +191,7 @@ async def issue(
             application=target.application,
             csr=csr,
             requester=actor.name,
+            requester_id=actor.principal_id,
             method=method,
             source_ip=actor.source_ip,
             requested_validity_days=validity,

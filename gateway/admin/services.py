@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.admin.approvals import approval_gate
 from gateway.admin.crl import CrlService
 from gateway.clock import SystemClock
 from gateway.config import Config
@@ -72,7 +73,9 @@ async def open_services(config: Config, *, migrate: bool = True) -> Services:
     events = EventBus()
     metrics = Metrics()
     crl = CrlService(db, signer, clock, config.pki)
-    enrollment = EnrollmentService(db, signer, clock, events, revocation=crl)
+    enrollment = EnrollmentService(
+        db, signer, clock, events, approvals=approval_gate(db, clock, events), revocation=crl
+    )
     services = Services(config, db, kms, signer, urls, clock, events, metrics, enrollment, crl)
 
     async def count(event: AuditEvent) -> None:

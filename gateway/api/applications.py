@@ -8,16 +8,33 @@ from gateway.admin import catalog
 from gateway.admin.audit import event
 from gateway.admin.certificates import resolve, resolve_application
 from gateway.api import serializers as ser
-from gateway.api.common import actor, json_body, services
+from gateway.api.common import PRINCIPAL, actor, json_body, services
 from gateway.api.routing import Permission, Route
 from gateway.core.errors import InvalidInput, NotFound
+from gateway.core.model import ProductRole
 
 
 async def list_applications(request: web.Request) -> web.Response:
+    """Every application for a Product Admin; for anyone else only those they are a member
+    of, and none at all without the Product Member role (it is needed to reach any)."""
+    principal = request[PRINCIPAL].principal
     async with services(request).db.transaction(read_only=True) as tx:
         project = await catalog.active_project(tx)
         items = await tx.applications.list(project.id)
-    return web.json_response({"items": [ser.application(a) for a in items]})
+        roles = {
+            m.application_id: m.role for m in await tx.members.list_for_principal(principal.id)
+        }
+    if principal.product_role is not ProductRole.ADMIN:
+        visible = principal.product_role is ProductRole.MEMBER
+        items = [a for a in items if visible and a.id in roles]
+    return web.json_response(
+        {
+            "items": [
+                {**ser.application(a), "role": roles[a.id].value if a.id in roles else None}
+                for a in items
+            ]
+        }
+    )
 
 
 async def create_application(request: web.Request) -> web.Response:
@@ -100,8 +117,8 @@ def routes() -> list[Route]:
             "/api/v1/applications",
             list_applications,
             "applications.list",
-            Permission.PRODUCT_ADMIN,
-            "List applications of the active project",
+            Permission.AUTHENTICATED,
+            "List the active project's applications the caller belongs to (all for admins)",
             "applications",
         ),
         Route(

@@ -1,9 +1,115 @@
-"""Routes for audit (filled in by the access-control work)."""
+"""The audit log: every state change, who did it, from where, before/after (no secrets).
+Product Admins query all of it; an application's members with the Auditor role or above
+query that application's events only."""
 
 from __future__ import annotations
 
-from gateway.api.routing import Route
+import uuid
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from gateway.admin.catalog import active_project
+from gateway.admin.certificates import resolve_application
+from gateway.api import serializers as ser
+from gateway.api.common import page_json, pagination, services
+from gateway.api.routing import Permission, Route
+from gateway.core.errors import InvalidInput, NotFound
+from gateway.core.model import AuditEvent
+from store.filters import AuditFilter
+
+FILTERS = ("actor", "action", "target_id", "since", "until", "limit", "offset")
+
+
+def event_json(e: AuditEvent) -> dict[str, Any]:
+    return {
+        "id": str(e.id),
+        "at": ser.ts(e.at),
+        "actor": e.actor,
+        "action": e.action,
+        "target_type": e.target_type,
+        "target_id": e.target_id,
+        "project_id": str(e.project_id) if e.project_id else None,
+        "application_id": str(e.application_id) if e.application_id else None,
+        "source_ip": e.source_ip,
+        "details": e.details,
+    }
+
+
+def _date(request: web.Request, name: str) -> datetime | None:
+    value = request.query.get(name)
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{name} must be an ISO 8601 date-time") from None
+    if parsed.tzinfo is None:
+        raise InvalidInput(f"{name} must include a timezone (e.g. Z)")
+    return parsed
+
+
+def _filter(request: web.Request, application_id: uuid.UUID | None) -> AuditFilter:
+    q = request.query
+    return AuditFilter(
+        application_id=application_id,
+        actor=q.get("actor") or None,
+        action=q.get("action") or None,
+        target_id=q.get("target_id") or None,
+        since=_date(request, "since"),
+        until=_date(request, "until"),
+    )
+
+
+async def _page(request: web.Request, application_id: uuid.UUID | None) -> web.Response:
+    limit, offset = pagination(request)
+    audit_filter = _filter(request, application_id)
+    async with services(request).db.transaction(read_only=True) as tx:
+        page = await tx.audit.list(audit_filter, limit, offset)
+    return web.json_response(
+        page_json([event_json(e) for e in page.items], page.total, limit, offset)
+    )
+
+
+async def list_all(request: web.Request) -> web.Response:
+    application_id = None
+    slug = request.query.get("application")
+    if slug:
+        async with services(request).db.transaction(read_only=True) as tx:
+            project = await active_project(tx)
+            app = await tx.applications.get_by_slug(project.id, slug)
+        if app is None:
+            raise NotFound(f"application '{slug}' not found")
+        application_id = app.id
+    return await _page(request, application_id)
+
+
+async def list_for_application(request: web.Request) -> web.Response:
+    app = await resolve_application(services(request), request.match_info["app"])
+    return await _page(request, app.id)
 
 
 def routes() -> list[Route]:
-    return []
+    return [
+        Route(
+            "GET",
+            "/api/v1/audit",
+            list_all,
+            "audit.list",
+            Permission.PRODUCT_ADMIN,
+            "Query the audit log, newest first",
+            "audit",
+            query=("application", *FILTERS),
+        ),
+        Route(
+            "GET",
+            "/api/v1/applications/{app}/audit",
+            list_for_application,
+            "audit.application",
+            Permission.APP_READ,
+            "Query one application's audit events, newest first",
+            "audit",
+            query=FILTERS,
+        ),
+    ]

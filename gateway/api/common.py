@@ -6,13 +6,15 @@ import json
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from gateway.admin.audit import Actor
+from gateway.admin.catalog import active_project
 from gateway.admin.services import Services
-from gateway.api.routing import Permission
+from gateway.api.routing import APP_PARAM, APP_ROLES, Permission
 from gateway.appkeys import AUTH, ROUTES, SERVICES
 from gateway.auth import Authenticated
 from gateway.core.errors import (
@@ -28,7 +30,7 @@ from gateway.core.errors import (
     PolicyDenied,
     Unauthorized,
 )
-from gateway.core.model import ProductRole
+from gateway.core.model import Application, AppRole, ProductRole
 
 log = logging.getLogger("certgate.api")
 
@@ -111,19 +113,65 @@ async def _dispatch(request: web.Request, handler: Any, route_name: str) -> web.
     if route is not None and route.permission is not Permission.PUBLIC:
         auth = await request.app[AUTH].authenticate(request.headers.get("Authorization"))
         request[PRINCIPAL] = auth
-        authorize(auth, route.permission)
+        access = await authorize(request, auth, route.permission)
+        if access is not None:
+            request[ACCESS] = access
     result: web.StreamResponse = await handler(request)
     return result
 
 
-def authorize(auth: Authenticated, permission: Permission) -> None:
-    """Product Admins may do everything. Application roles arrive with access control
-    (issue 3); until then only Product Admins reach management routes."""
+@dataclass(frozen=True)
+class Access:
+    """What authorize() found for an application route: the application (None only when a
+    Product Admin names one that does not exist; the handler answers 404) and the caller's
+    role in it (None for a Product Admin who is not a member)."""
+
+    application: Application | None
+    role: AppRole | None
+
+
+ACCESS = web.RequestKey("access", Access)
+
+
+async def authorize(
+    request: web.Request, auth: Authenticated, permission: Permission
+) -> Access | None:
+    """The one access decision of the REST API (routing.APP_ROLES is its table).
+
+    Product Admins may do everything. Application permissions also need the Product Member
+    product role, and a role in the application named by the path's {app}. A caller with
+    no role in that application gets 403 whether or not it exists, so non-members cannot
+    probe which applications exist; 404 for a missing application is only ever answered
+    to a Product Admin (by the handler), the one caller allowed to see every application.
+    """
     if permission in (Permission.PUBLIC, Permission.AUTHENTICATED):
-        return
-    if auth.principal.product_role is ProductRole.ADMIN:
-        return
-    raise Forbidden(f"this operation needs the '{permission.value}' permission")
+        return None
+    principal = auth.principal
+    is_admin = principal.product_role is ProductRole.ADMIN
+    if permission is Permission.PRODUCT_ADMIN:
+        if is_admin:
+            return None
+        raise Forbidden("this operation needs the Product Admin role")
+    allowed = APP_ROLES[permission]  # KeyError: a new permission nobody mapped
+    if principal.product_role is None:
+        raise Forbidden("reaching an application needs the Product Member role")
+    slug = request.match_info[APP_PARAM]  # routing.register() guarantees the parameter
+    async with services(request).db.transaction(read_only=True) as tx:
+        project = await active_project(tx)
+        app = await tx.applications.get_by_slug(project.id, slug)
+        member = await tx.members.get(app.id, principal.id) if app is not None else None
+    role = member.role if member is not None else None
+    if is_admin:
+        return Access(app, role)
+    if app is None or role is None:
+        raise Forbidden(f"you have no role in application '{slug}'")
+    if role not in allowed:
+        needed = " or ".join(sorted(r.value for r in allowed))
+        raise Forbidden(
+            f"this operation needs the {needed} role in application '{slug}' "
+            f"(yours is {role.value})"
+        )
+    return Access(app, role)
 
 
 def services(request: web.Request) -> Services:
@@ -133,7 +181,7 @@ def services(request: web.Request) -> Services:
 def actor(request: web.Request) -> Actor:
     auth: Authenticated | None = request.get(PRINCIPAL)
     name = f"principal:{auth.principal.name}" if auth else "anonymous"
-    return Actor(name, request.remote)
+    return Actor(name, request.remote, auth.principal.id if auth else None)
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:

@@ -1,9 +1,125 @@
-"""Routes for members (filled in by the access-control work)."""
+"""Members of an application: who has which role (Admin, Operator, Auditor) in it."""
 
 from __future__ import annotations
 
-from gateway.api.routing import Route
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from gateway.admin import members as admin
+from gateway.admin.certificates import resolve_application
+from gateway.api import serializers as ser
+from gateway.api.common import actor, json_body, path_uuid, services
+from gateway.api.routing import Permission, Route
+from gateway.core.model import Application, Member, Principal
+
+
+def member_json(app: Application, member: Member, principal: Principal | None) -> dict[str, Any]:
+    return {
+        "application": app.slug,
+        "application_id": str(app.id),
+        "principal_id": str(member.principal_id),
+        "principal": principal.name if principal else None,
+        "kind": principal.kind.value if principal else None,
+        "product_role": principal.product_role.value
+        if principal and principal.product_role
+        else None,
+        "role": member.role.value,
+        "created_at": ser.ts(member.created_at),
+    }
+
+
+async def list_members(request: web.Request) -> web.Response:
+    svc = services(request)
+    app = await resolve_application(svc, request.match_info["app"])
+    async with svc.db.transaction(read_only=True) as tx:
+        members = await tx.members.list(app.id)
+        principals = await tx.principals.get_many(m.principal_id for m in members)
+    return web.json_response(
+        {"items": [member_json(app, m, principals.get(m.principal_id)) for m in members]}
+    )
+
+
+async def add_member(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    role = admin.parse_role(body.get("role"))
+    svc = services(request)
+    app = await resolve_application(svc, request.match_info["app"])
+    async with svc.db.transaction() as tx:
+        principal = await admin.find_principal(tx, body.get("principal"))
+        member = await admin.add_member(tx, actor(request), svc.clock.now(), app, principal, role)
+    return web.json_response(member_json(app, member, principal), status=201)
+
+
+async def change_role(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    role = admin.parse_role(body.get("role"))
+    svc = services(request)
+    app = await resolve_application(svc, request.match_info["app"])
+    principal_id: uuid.UUID = path_uuid(request, "principal_id")
+    async with svc.db.transaction() as tx:
+        member = await admin.change_role(
+            tx, actor(request), svc.clock.now(), app, principal_id, role
+        )
+        principal = await tx.principals.get(principal_id)
+    return web.json_response(member_json(app, member, principal))
+
+
+async def remove_member(request: web.Request) -> web.Response:
+    svc = services(request)
+    app = await resolve_application(svc, request.match_info["app"])
+    async with svc.db.transaction() as tx:
+        await admin.remove_member(
+            tx, actor(request), svc.clock.now(), app, path_uuid(request, "principal_id")
+        )
+    return web.Response(status=204)
 
 
 def routes() -> list[Route]:
-    return []
+    base = "/api/v1/applications/{app}/members"
+    body = {"principal": "string", "role": "admin|operator|auditor"}
+    return [
+        # Auditors may read who has access: the audit log they can read names the same
+        # principals anyway, and reviewing access is what an auditor is for.
+        Route(
+            "GET",
+            base,
+            list_members,
+            "members.list",
+            Permission.APP_READ,
+            "List an application's members and their roles",
+            "members",
+        ),
+        Route(
+            "POST",
+            base,
+            add_member,
+            "members.add",
+            Permission.APP_ADMIN,
+            "Give a principal (id or name) a role in the application",
+            "members",
+            request_body=body,
+            responses={201: "Added"},
+        ),
+        Route(
+            "PATCH",
+            base + "/{principal_id}",
+            change_role,
+            "members.update",
+            Permission.APP_ADMIN,
+            "Change a member's role",
+            "members",
+            request_body={"role": "admin|operator|auditor"},
+        ),
+        Route(
+            "DELETE",
+            base + "/{principal_id}",
+            remove_member,
+            "members.remove",
+            Permission.APP_ADMIN,
+            "Remove a member from the application",
+            "members",
+            responses={204: "Removed"},
+        ),
+    ]

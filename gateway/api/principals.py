@@ -1,18 +1,73 @@
-"""Principals (users, machine identities) and their API tokens."""
+"""Principals (users, machine identities) and their API tokens, managed by Product Admins.
+A principal's own view (who am I, my tokens) is gateway.api.me."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 
-from gateway.admin.audit import event
 from gateway.api import serializers as ser
 from gateway.api.common import actor, json_body, path_uuid, services
 from gateway.api.routing import Permission, Route
-from gateway.auth import create_principal, create_token
+from gateway.auth import (
+    UNSET,
+    create_principal,
+    create_token,
+    delete_principal,
+    revoke_token,
+    update_principal,
+)
 from gateway.core.errors import InvalidInput, NotFound
-from gateway.core.model import PrincipalKind, ProductRole
+from gateway.core.model import ApiToken, Member, PrincipalKind, ProductRole
+from store.db import Tx
+
+
+def token_json(token: ApiToken, now: datetime) -> dict[str, Any]:
+    """A token without its secret or hash: those are never shown after creation."""
+    if token.revoked_at is not None:
+        status = "revoked"
+    elif token.expires_at is not None and token.expires_at <= now:
+        status = "expired"
+    else:
+        status = "active"
+    return {
+        "id": str(token.id),
+        "principal_id": str(token.principal_id),
+        "name": token.name,
+        "status": status,
+        "created_at": ser.ts(token.created_at),
+        "expires_at": ser.ts(token.expires_at),
+        "revoked_at": ser.ts(token.revoked_at),
+    }
+
+
+async def memberships_json(tx: Tx, members: list[Member]) -> list[dict[str, Any]]:
+    items = []
+    for m in members:
+        app = await tx.applications.get(m.application_id)
+        items.append(
+            {
+                "application_id": str(m.application_id),
+                "application": app.slug if app else None,
+                "project_id": str(app.project_id) if app else None,
+                "role": m.role.value,
+                "created_at": ser.ts(m.created_at),
+            }
+        )
+    return items
+
+
+def _product_role(value: Any) -> ProductRole | None:
+    if value is None:
+        return None
+    try:
+        return ProductRole(value)
+    except ValueError:
+        raise InvalidInput(
+            "product_role must be admin, member or null", code="invalid_role"
+        ) from None
 
 
 async def list_principals(request: web.Request) -> web.Response:
@@ -25,9 +80,9 @@ async def create(request: web.Request) -> web.Response:
     body = await json_body(request)
     try:
         kind = PrincipalKind(body.get("kind", "user"))
-        role = ProductRole(body["product_role"]) if body.get("product_role") else None
     except ValueError:
-        raise InvalidInput("kind must be user|machine and product_role admin|member") from None
+        raise InvalidInput("kind must be user or machine") from None
+    role = _product_role(body.get("product_role"))
     svc = services(request)
     async with svc.db.transaction() as tx:
         principal = await create_principal(
@@ -36,8 +91,52 @@ async def create(request: web.Request) -> web.Response:
     return web.json_response(ser.principal(principal), status=201)
 
 
-async def new_token(request: web.Request) -> web.Response:
+async def get_principal(request: web.Request) -> web.Response:
+    async with services(request).db.transaction(read_only=True) as tx:
+        principal = await tx.principals.get(path_uuid(request, "principal_id"))
+        if principal is None:
+            raise NotFound("principal not found")
+        members = await memberships_json(tx, await tx.members.list_for_principal(principal.id))
+    return web.json_response({**ser.principal(principal), "memberships": members})
+
+
+async def update(request: web.Request) -> web.Response:
     body = await json_body(request)
+    unknown = set(body) - {"product_role", "disabled"}
+    if not body:
+        raise InvalidInput("nothing to change: give product_role and/or disabled")
+    if unknown:
+        raise InvalidInput(
+            f"cannot change {', '.join(sorted(unknown))}; only product_role and disabled"
+        )
+    disabled = body.get("disabled")
+    if disabled is not None and not isinstance(disabled, bool):
+        raise InvalidInput("disabled must be a boolean")
+    role = _product_role(body["product_role"]) if "product_role" in body else UNSET
+    svc = services(request)
+    async with svc.db.transaction() as tx:
+        principal = await update_principal(
+            tx,
+            actor(request),
+            svc.clock.now(),
+            path_uuid(request, "principal_id"),
+            product_role=role,
+            disabled=disabled,
+        )
+    return web.json_response(ser.principal(principal))
+
+
+async def delete(request: web.Request) -> web.Response:
+    svc = services(request)
+    async with svc.db.transaction() as tx:
+        await delete_principal(
+            tx, actor(request), svc.clock.now(), path_uuid(request, "principal_id")
+        )
+    return web.Response(status=204)
+
+
+def token_request(body: dict[str, Any]) -> tuple[str, datetime | None]:
+    """Name and expiry of a token to create, from a request body."""
     expires_at = None
     if body.get("expires_at") is not None:
         try:
@@ -47,8 +146,27 @@ async def new_token(request: web.Request) -> web.Response:
         if expires_at.tzinfo is None:
             raise InvalidInput("expires_at must include a timezone (e.g. Z)")
     name = body.get("name", "api")
-    if not isinstance(name, str) or not name:
-        raise InvalidInput("name must be a non-empty string")
+    if not isinstance(name, str) or not name or len(name) > 200:
+        raise InvalidInput("name must be a string of 1 to 200 characters")
+    return name, expires_at
+
+
+def created_token_response(token: ApiToken, plaintext: str) -> web.Response:
+    return web.json_response(
+        {
+            "id": str(token.id),
+            "principal_id": str(token.principal_id),
+            "name": token.name,
+            "token": plaintext,  # shown this once; only a hash is stored
+            "expires_at": ser.ts(token.expires_at),
+        },
+        status=201,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def new_token(request: web.Request) -> web.Response:
+    name, expires_at = token_request(await json_body(request))
     svc = services(request)
     async with svc.db.transaction() as tx:
         token, plaintext = await create_token(
@@ -59,33 +177,32 @@ async def new_token(request: web.Request) -> web.Response:
             name,
             expires_at,
         )
-    return web.json_response(
-        {
-            "id": str(token.id),
-            "name": token.name,
-            "token": plaintext,
-            "expires_at": ser.ts(token.expires_at),
-        },
-        status=201,
-        headers={"Cache-Control": "no-store"},
-    )
+    return created_token_response(token, plaintext)
 
 
-async def revoke_token(request: web.Request) -> web.Response:
+async def list_tokens(request: web.Request) -> web.Response:
     svc = services(request)
-    token_id = path_uuid(request, "token_id")
+    principal_id = path_uuid(request, "principal_id")
+    async with svc.db.transaction(read_only=True) as tx:
+        if await tx.principals.get(principal_id) is None:
+            raise NotFound("principal not found")
+        tokens = await tx.tokens.list(principal_id)
+    now = svc.clock.now()
+    return web.json_response({"items": [token_json(t, now) for t in tokens]})
+
+
+async def revoke(request: web.Request) -> web.Response:
+    svc = services(request)
     async with svc.db.transaction() as tx:
-        token = await tx.tokens.revoke(token_id, svc.clock.now())
-        if token is None:
-            raise NotFound("token not found")
-        await tx.audit.add(
-            event(actor(request), svc.clock.now(), "token.revoked", "token", token_id)
+        token = await revoke_token(
+            tx, actor(request), svc.clock.now(), path_uuid(request, "token_id")
         )
-    return web.json_response({"id": str(token.id), "revoked_at": ser.ts(token.revoked_at)})
+    return web.json_response(token_json(token, svc.clock.now()))
 
 
 def routes() -> list[Route]:
     admin = Permission.PRODUCT_ADMIN
+    one = "/api/v1/principals/{principal_id}"
     return [
         Route(
             "GET",
@@ -108,8 +225,46 @@ def routes() -> list[Route]:
             responses={201: "Created"},
         ),
         Route(
+            "GET",
+            one,
+            get_principal,
+            "principals.get",
+            admin,
+            "Get a principal with its application memberships",
+            "principals",
+        ),
+        Route(
+            "PATCH",
+            one,
+            update,
+            "principals.update",
+            admin,
+            "Change a principal's product role (admin, member or null) or disable it",
+            "principals",
+            request_body={"product_role": "admin|member", "disabled": "boolean"},
+        ),
+        Route(
+            "DELETE",
+            one,
+            delete,
+            "principals.delete",
+            admin,
+            "Delete a principal, its tokens and its memberships",
+            "principals",
+            responses={204: "Deleted"},
+        ),
+        Route(
+            "GET",
+            one + "/tokens",
+            list_tokens,
+            "tokens.list",
+            admin,
+            "List a principal's API tokens (never their secrets)",
+            "principals",
+        ),
+        Route(
             "POST",
-            "/api/v1/principals/{principal_id}/tokens",
+            one + "/tokens",
             new_token,
             "tokens.create",
             admin,
@@ -121,7 +276,7 @@ def routes() -> list[Route]:
         Route(
             "POST",
             "/api/v1/tokens/{token_id}/revoke",
-            revoke_token,
+            revoke,
             "tokens.revoke",
             admin,
             "Revoke an API token",

@@ -10,6 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.core.model import AppRole
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -20,6 +22,21 @@ class Permission(enum.StrEnum):
     APP_READ = "app:read"  # Auditor and above, within {app}
     APP_ISSUE = "app:issue"  # Operator and above
     APP_ADMIN = "app:admin"
+
+
+# Which application roles meet each application permission (DESIGN.md: Admin ⊇ Operator ⊇
+# Auditor). A caller also needs the Product Member (or Admin) product role; Product Admins
+# meet every permission. gateway.api.common.authorize applies this table, and nothing else
+# decides access.
+APP_ROLES: dict[Permission, frozenset[AppRole]] = {
+    Permission.APP_READ: frozenset({AppRole.AUDITOR, AppRole.OPERATOR, AppRole.ADMIN}),
+    Permission.APP_ISSUE: frozenset({AppRole.OPERATOR, AppRole.ADMIN}),
+    Permission.APP_ADMIN: frozenset({AppRole.ADMIN}),
+}
+
+# The path parameter naming the application (its slug in the active project).
+APP_PARAM = "app"
+_NO_APP_CHECK = frozenset({Permission.PUBLIC, Permission.AUTHENTICATED})
 
 
 @dataclass(frozen=True)
@@ -40,5 +57,19 @@ def register(app: web.Application, table: dict[str, Route], routes: list[Route])
     for route in routes:
         if route.name in table:
             raise RuntimeError(f"route name {route.name} is declared twice")
+        if not isinstance(route.permission, Permission):
+            raise RuntimeError(f"route {route.name} declares no permission")
+        names_app = "{" + APP_PARAM + "}" in route.path
+        if route.permission in APP_ROLES and not names_app:
+            # An application permission is checked against the {app} of the path; without
+            # one there is nothing to check it against.
+            raise RuntimeError(f"route {route.name} needs {{{APP_PARAM}}} in its path")
+        if names_app and route.permission in _NO_APP_CHECK and route.path.startswith("/api/"):
+            # "Product Member is needed to reach any application": a REST route inside an
+            # application must go through the application check (or be Product Admin's).
+            raise RuntimeError(
+                f"route {route.name} reaches an application but declares "
+                f"{route.permission.value}; use an app:* permission"
+            )
         table[route.name] = route
         app.router.add_route(route.method, route.path, route.handler, name=route.name)

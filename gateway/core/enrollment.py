@@ -7,31 +7,42 @@ caller answers; events are published only after that commit.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from cryptography import x509
 
+from gateway.core import approval
 from gateway.core import csr as csr_lib
+from gateway.core.approval import Pending, Resume
+from gateway.core.decisions import RequestDecisions, load_request
 from gateway.core.errors import (
+    BadCSR,
     CAUnavailable,
     Conflict,
+    DomainError,
     DuplicateSerial,
     InvalidInput,
     MethodNotEnabled,
     NotFound,
+    PolicyDenied,
 )
 from gateway.core.model import (
     Application,
+    ApprovalPolicy,
     AuditEvent,
     Certificate,
     CertificateAuthority,
+    CertificateRequest,
     CertificateStatus,
     EnrollmentMethod,
     Profile,
+    RequestState,
     RevocationReason,
     new_id,
 )
@@ -45,6 +56,16 @@ from gateway.core.ports import (
     UnitOfWork,
 )
 from gateway.core.template import CertificateTemplate
+
+__all__ = [
+    "ApprovalGate",
+    "AutoApprove",
+    "EnrollmentRequest",
+    "EnrollmentService",
+    "Issued",
+    "Pending",
+    "Resume",
+]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +84,8 @@ class EnrollmentRequest:
     source_ip: str | None = None
     requested_validity_days: int | None = None
     renewed_from: uuid.UUID | None = None
+    # The principal asking, when it is one: approval bypass, self-approval and cancel use it.
+    requester_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -70,25 +93,29 @@ class Issued:
     certificate: Certificate
 
 
-@dataclass(frozen=True)
-class Pending:
-    request_id: uuid.UUID
-    retry_after: int
-
-
 class ApprovalGate(Protocol):
-    """Decides whether a request needs human approval; returns Pending or None."""
+    """Decides whether a request needs human approval: None (issue now), Pending (wait), or
+    Resume (an identical, already approved request exists: finish that one)."""
 
     async def check(
         self, request: EnrollmentRequest, template: CertificateTemplate
-    ) -> Pending | None: ...
+    ) -> Pending | Resume | None: ...
 
 
 class AutoApprove:
     async def check(
         self, request: EnrollmentRequest, template: CertificateTemplate
-    ) -> Pending | None:
+    ) -> Pending | Resume | None:
         return None
+
+
+class _Superseded(Exception):
+    """The request changed between reading and storing: roll the transaction back."""
+
+
+# At issuance time these mean the stored CSR may no longer be issued: the request is
+# rejected. CAUnavailable is not among them: the request stays approved and is retried.
+_DENIALS = (PolicyDenied, BadCSR, MethodNotEnabled, NotFound)
 
 
 class EnrollmentService:
@@ -108,6 +135,7 @@ class EnrollmentService:
         self._events = events
         self._approvals: ApprovalGate = approvals or AutoApprove()
         self._revocation = revocation
+        self._decisions = RequestDecisions(transactions, clock, events)
 
     async def enroll(self, request: EnrollmentRequest) -> Issued | Pending:
         csr = (
@@ -115,7 +143,20 @@ class EnrollmentService:
             if isinstance(request.csr, x509.CertificateSigningRequest)
             else csr_lib.parse_csr(request.csr)
         )
-        now = self._clock.now()
+        request = dataclasses.replace(request, csr=csr)
+        ca, template = await self._template(request, csr, self._clock.now())
+        decision = await self._approvals.check(request, template)
+        if isinstance(decision, Pending):
+            return decision
+        if isinstance(decision, Resume):
+            return await self._resume(decision)
+        certificate = await self._sign_and_store(request, ca, template, csr)
+        await self._events.publish(_issued_event(request, certificate))
+        return Issued(certificate)
+
+    async def _template(
+        self, request: EnrollmentRequest, csr: x509.CertificateSigningRequest, now: datetime
+    ) -> tuple[CertificateAuthority, CertificateTemplate]:
         # Reads happen in their own short transaction so that signing never holds a
         # write lock (SQLite serializes writers).
         async with self._tx.transaction(read_only=True) as uow:
@@ -134,12 +175,7 @@ class EnrollmentService:
             requested_validity_days=request.requested_validity_days,
             ca_not_after=ca.not_after,
         )
-        pending = await self._approvals.check(request, template)
-        if pending is not None:
-            return pending
-        certificate = await self._sign_and_store(request, ca, template, csr)
-        await self._events.publish(_issued_event(request, certificate))
-        return Issued(certificate)
+        return ca, template
 
     async def _usable_ca(
         self, uow: UnitOfWork, profile: Profile, now: datetime
@@ -174,7 +210,13 @@ class EnrollmentService:
         ca: CertificateAuthority,
         template: CertificateTemplate,
         csr: x509.CertificateSigningRequest,
+        *,
+        request_id: uuid.UUID | None = None,
+        also: Callable[[UnitOfWork, Certificate], Awaitable[None]] | None = None,
     ) -> Certificate:
+        """Sign, then store the certificate and its audit event in one transaction. `also`
+        runs inside that transaction (an approved request is marked issued there); if it
+        raises, nothing of the issuance is stored."""
         for attempt in range(1, _SERIAL_ATTEMPTS + 1):
             signed = await self._signer.issue(ca, template)
             certificate = Certificate(
@@ -203,12 +245,220 @@ class EnrollmentService:
             try:
                 async with self._tx.transaction() as uow:
                     await uow.certificates.add(certificate)
-                    await uow.audit.add(_issued_event(request, certificate))
+                    await uow.audit.add(_issued_event(request, certificate, request_id))
+                    if also is not None:
+                        await also(uow, certificate)
             except DuplicateSerial:
                 log.warning("serial collision on attempt %d; re-signing", attempt)
                 continue
             return certificate
         raise DuplicateSerial("could not allocate a unique serial number")
+
+    # --- approval (issue 3) ----------------------------------------------------------------
+
+    async def approve(
+        self,
+        request_id: uuid.UUID,
+        principal_id: uuid.UUID,
+        comment: str = "",
+        *,
+        actor: str,
+        source_ip: str | None = None,
+        application_id: uuid.UUID | None = None,
+    ) -> CertificateRequest:
+        """Record one approval; when it approves the request, issue its certificate.
+
+        Approving a request that is already approved when the call comes retries its
+        issuance (it stays approved when the CA cannot sign, e.g. disabled); issuance errors
+        do not undo the approval. A caller who loses a race for the last approval gets
+        request_closed: their approval was not recorded, and the winner issues.
+        """
+        reads = 0
+
+        def decide(
+            current: CertificateRequest, policy: ApprovalPolicy | None, now: datetime
+        ) -> CertificateRequest | None:
+            nonlocal reads
+            reads += 1
+            if current.state is RequestState.APPROVED and reads == 1:
+                return None  # decided before this call: only the issuance is left to do
+            return approval.record_approval(current, policy, principal_id, now, comment)
+
+        decided = await self._decisions.decide(
+            request_id,
+            application_id,
+            decide,
+            "request.approved",
+            actor,
+            source_ip=source_ip,
+            comment=comment,
+        )
+        if decided.state is not RequestState.APPROVED:
+            return decided
+        try:
+            issued, _ = await self._complete(decided.id, actor)
+        except CAUnavailable as err:
+            log.warning("request %s approved but not issued: %s", decided.id, err.message)
+            async with self._tx.transaction(read_only=True) as uow:
+                return await load_request(uow, decided.id)
+        return issued
+
+    async def reject(
+        self,
+        request_id: uuid.UUID,
+        principal_id: uuid.UUID,
+        comment: str,
+        *,
+        actor: str,
+        source_ip: str | None = None,
+        application_id: uuid.UUID | None = None,
+    ) -> CertificateRequest:
+        def decide(
+            current: CertificateRequest, policy: ApprovalPolicy | None, now: datetime
+        ) -> CertificateRequest:
+            return approval.reject(current, policy, principal_id, now, comment)
+
+        return await self._decisions.decide(
+            request_id,
+            application_id,
+            decide,
+            "request.rejected",
+            actor,
+            source_ip=source_ip,
+            comment=comment,
+        )
+
+    async def cancel(
+        self,
+        request_id: uuid.UUID,
+        principal_id: uuid.UUID,
+        comment: str = "",
+        *,
+        actor: str,
+        source_ip: str | None = None,
+        application_id: uuid.UUID | None = None,
+    ) -> CertificateRequest:
+        def decide(
+            current: CertificateRequest, policy: ApprovalPolicy | None, now: datetime
+        ) -> CertificateRequest:
+            return approval.cancel(current, principal_id, now, comment)
+
+        return await self._decisions.decide(
+            request_id,
+            application_id,
+            decide,
+            "request.cancelled",
+            actor,
+            source_ip=source_ip,
+            comment=comment,
+        )
+
+    async def fetch_request(
+        self, request_id: uuid.UUID, *, application_id: uuid.UUID | None = None
+    ) -> tuple[CertificateRequest, Certificate | None]:
+        """The request and, once issued, its certificate: what a requester polls. An open
+        request past its expiry is expired now; an approved one is issued now if the CA can."""
+        now = self._clock.now()
+        async with self._tx.transaction(read_only=True) as uow:
+            current = await load_request(uow, request_id, application_id)
+        if approval.is_due(current, now):
+            current = await self._decisions.expire(current, now)
+        if current.state is RequestState.APPROVED:
+            try:
+                return await self._complete(current.id, "system")
+            except CAUnavailable as err:
+                log.warning("request %s still not issued: %s", current.id, err.message)
+                return current, None
+        if current.state is RequestState.ISSUED:
+            async with self._tx.transaction(read_only=True) as uow:
+                assert current.certificate_id is not None
+                return current, await uow.certificates.get(current.certificate_id)
+        return current, None
+
+    async def expire_due(self, requests: Sequence[CertificateRequest]) -> int:
+        """Expire those of `requests` whose approval window has passed; how many were."""
+        return await self._decisions.expire_due(requests)
+
+    async def _resume(self, decision: Resume) -> Issued | Pending:
+        """An identical enrollment was approved earlier: its certificate, or still Pending."""
+        current, certificate = await self._complete(decision.request_id, "system")
+        if certificate is not None:
+            return Issued(certificate)
+        if current.state is RequestState.REJECTED:
+            raise Conflict(f"request was rejected: {current.comment}", code="request_rejected")
+        return Pending(current.id, decision.retry_after)
+
+    async def _complete(
+        self, request_id: uuid.UUID, actor: str
+    ) -> tuple[CertificateRequest, Certificate | None]:
+        """Issue the certificate of an approved request through the same path as enroll().
+
+        The stored CSR is judged again against the profile and its policy as they are now; a
+        denial rejects the request. The certificate insert and the request's move to issued
+        commit together, conditional on the request still being the approved one read, so
+        concurrent completions store exactly one certificate. Raises CAUnavailable (the
+        request stays approved).
+        """
+        now = self._clock.now()
+        async with self._tx.transaction(read_only=True) as uow:
+            current = await load_request(uow, request_id)
+            if current.state is RequestState.ISSUED:
+                assert current.certificate_id is not None
+                return current, await uow.certificates.get(current.certificate_id)
+            if current.state is not RequestState.APPROVED:
+                return current, None
+            profile = await uow.profiles.get(current.profile_id)
+            app = await uow.applications.get(current.application_id)
+        try:
+            if profile is None or app is None:
+                raise NotFound("the request's application or profile no longer exists")
+            csr = csr_lib.parse_csr(current.csr_pem)
+            request = EnrollmentRequest(
+                profile=profile,
+                application=app,
+                csr=csr,
+                requester=current.requester,
+                method=current.method,
+                requested_validity_days=current.requested_validity_days,
+                renewed_from=current.renewed_from,
+                requester_id=current.requester_id,
+            )
+            ca, template = await self._template(request, csr, now)
+        except _DENIALS as denied:
+            return await self._reject_at_issuance(current, denied, actor), None
+        stored: list[CertificateRequest] = []
+
+        async def mark_issued(uow: UnitOfWork, certificate: Certificate) -> None:
+            saved = await uow.requests.transition(
+                approval.mark_issued(current, certificate.id, self._clock.now()), current
+            )
+            if saved is None:
+                raise _Superseded
+            stored.append(saved)
+
+        try:
+            certificate = await self._sign_and_store(
+                request, ca, template, csr, request_id=current.id, also=mark_issued
+            )
+        except _Superseded:
+            # Someone else completed (or cancelled) it first; their outcome stands.
+            return await self._complete(request_id, actor)
+        await self._events.publish(_issued_event(request, certificate, current.id))
+        return stored[0], certificate
+
+    async def _reject_at_issuance(
+        self, current: CertificateRequest, denied: DomainError, actor: str
+    ) -> CertificateRequest:
+        now = self._clock.now()
+        rejected = approval.reject_at_issuance(current, denied.message, now)
+        details = {"reason": denied.code, "comment": denied.message, "triggered_by": actor}
+        saved = await self._decisions.store(
+            current, rejected, "request.rejected", "system", now, details=details
+        )
+        if saved is not None:
+            return saved
+        async with self._tx.transaction(read_only=True) as uow:
+            return await load_request(uow, current.id)
 
     async def revoke(
         self,
@@ -252,7 +502,9 @@ class EnrollmentService:
         return revoked
 
 
-def _issued_event(request: EnrollmentRequest, certificate: Certificate) -> AuditEvent:
+def _issued_event(
+    request: EnrollmentRequest, certificate: Certificate, request_id: uuid.UUID | None = None
+) -> AuditEvent:
     return AuditEvent(
         id=certificate.id,  # one issuance, one event: reuse the id so retries cannot double it
         at=certificate.created_at,
@@ -270,5 +522,6 @@ def _issued_event(request: EnrollmentRequest, certificate: Certificate) -> Audit
             "profile": request.profile.slug,
             "method": request.method.value,
             "renewed_from": str(request.renewed_from) if request.renewed_from else None,
+            "request_id": str(request_id) if request_id else None,
         },
     )

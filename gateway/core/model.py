@@ -420,3 +420,6 @@ class CertificateRequest:
     created_at: datetime
     expires_at: datetime
     updated_at: datetime
+    # Bumped by every stored change; writes are conditional on it (optimistic locking), so
+    # two approvers racing on one request cannot both move it (see RequestRepository).
+    version: int = 1

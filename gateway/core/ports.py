@@ -12,11 +12,16 @@ from datetime import datetime
 from typing import Protocol
 
 from gateway.core.model import (
+    Application,
+    ApprovalPolicy,
     AuditEvent,
     Certificate,
     CertificateAuthority,
+    CertificateRequest,
     Policy,
+    Profile,
     ProfileAttachment,
+    RequestState,
     RevocationReason,
 )
 from gateway.core.template import CertificateTemplate, SignedCertificate
@@ -28,6 +33,14 @@ class CARepository(Protocol):
 
 class PolicyRepository(Protocol):
     async def get(self, policy_id: uuid.UUID) -> Policy | None: ...
+
+
+class ProfileRepository(Protocol):
+    async def get(self, profile_id: uuid.UUID) -> Profile | None: ...
+
+
+class ApplicationRepository(Protocol):
+    async def get(self, application_id: uuid.UUID) -> Application | None: ...
 
 
 class AttachmentRepository(Protocol):
@@ -52,6 +65,31 @@ class AuditRepository(Protocol):
     async def add(self, event: AuditEvent) -> None: ...
 
 
+class ApprovalPolicyRepository(Protocol):
+    async def get_for(
+        self, application_id: uuid.UUID, profile_id: uuid.UUID
+    ) -> ApprovalPolicy | None: ...
+
+
+class RequestRepository(Protocol):
+    async def add(self, request: CertificateRequest) -> None:
+        """Insert; Conflict(code="request_exists") if a live request (open or approved) with
+        the same fingerprint exists."""
+
+    async def get(self, request_id: uuid.UUID) -> CertificateRequest | None: ...
+
+    async def find_by_fingerprint(
+        self, fingerprint: str, states: tuple[RequestState, ...]
+    ) -> CertificateRequest | None:
+        """The newest request with this fingerprint in one of `states`."""
+
+    async def transition(
+        self, new: CertificateRequest, expected: CertificateRequest
+    ) -> CertificateRequest | None:
+        """Store `new` only if the row is still `expected` (same state and version); returns
+        the stored request (version bumped), or None when someone else changed it first."""
+
+
 class UnitOfWork(Protocol):
     """One transaction: everything added inside commits together or not at all."""
 
@@ -62,6 +100,12 @@ class UnitOfWork(Protocol):
     def policies(self) -> PolicyRepository: ...
 
     @property
+    def profiles(self) -> ProfileRepository: ...
+
+    @property
+    def applications(self) -> ApplicationRepository: ...
+
+    @property
     def attachments(self) -> AttachmentRepository: ...
 
     @property
@@ -69,6 +113,12 @@ class UnitOfWork(Protocol):
 
     @property
     def audit(self) -> AuditRepository: ...
+
+    @property
+    def approval_policies(self) -> ApprovalPolicyRepository: ...
+
+    @property
+    def requests(self) -> RequestRepository: ...
 
 
 class TransactionFactory(Protocol):

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import builtins
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
 
 from gateway.core.errors import Conflict
 from gateway.core.model import ApiToken, Principal, PrincipalKind, ProductRole, Secret
 from store import tables
-from store.repos._base import Repository
+from store.repos._base import Repository, _is_foreign_key_violation
 
 _t_pr = tables.principals
 _t_tok = tables.api_tokens
@@ -87,6 +89,52 @@ class PrincipalRepository(Repository):
         rows = await self._all(select(_t_pr).order_by(_t_pr.c.created_at, _t_pr.c.name))
         return [_principal(r) for r in rows]
 
+    async def get_many(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Principal]:
+        wanted = set(ids)
+        if not wanted:
+            return {}
+        rows = await self._all(select(_t_pr).where(_t_pr.c.id.in_(wanted)))
+        return {r["id"]: _principal(r) for r in rows}
+
+    async def update(
+        self, principal_id: uuid.UUID, *, product_role: ProductRole | None, disabled: bool
+    ) -> Principal | None:
+        """Set the product role and the disabled flag; None when the principal is gone."""
+        row = await self._update_returning(
+            update(_t_pr)
+            .where(_t_pr.c.id == principal_id)
+            .values(product_role=product_role.value if product_role else None, disabled=disabled)
+            .returning(*_t_pr.c)
+        )
+        return _principal(row) if row else None
+
+    async def delete(self, principal_id: uuid.UUID) -> bool:
+        """Delete the row; its tokens and memberships must be gone first. Raises
+        Conflict(code="principal_in_use") when another row still refers to it."""
+        statement = delete(_t_pr).where(_t_pr.c.id == principal_id).returning(_t_pr.c.id)
+        try:
+            async with self._session.begin_nested():
+                result = await self._session.execute(statement)
+                return result.first() is not None
+        except IntegrityError as err:
+            if not _is_foreign_key_violation(err):
+                raise
+            raise Conflict(
+                "the principal is still referred to (e.g. by certificate requests); "
+                "disable it instead",
+                code="principal_in_use",
+            ) from err
+
+    async def count_active_admins(self, *, lock: bool = False) -> int:
+        """Enabled Product Admins. lock=True locks their rows (PostgreSQL; SQLite writers are
+        serialized anyway) so two concurrent demotions cannot both see "one more left"."""
+        query = select(_t_pr.c.id).where(
+            _t_pr.c.product_role == ProductRole.ADMIN.value, _t_pr.c.disabled.is_(False)
+        )
+        if lock:
+            query = query.with_for_update()
+        return len(await self._all(query))
+
 
 class TokenRepository(Repository):
     table = _t_tok
@@ -116,6 +164,13 @@ class TokenRepository(Repository):
             .order_by(_t_tok.c.created_at, _t_tok.c.id)
         )
         return [_token(r) for r in await self._all(query)]
+
+    async def delete_for_principal(self, principal_id: uuid.UUID) -> int:
+        """Delete every token of a principal (it is being deleted); returns how many."""
+        result = await self._session.execute(
+            delete(_t_tok).where(_t_tok.c.principal_id == principal_id).returning(_t_tok.c.id)
+        )
+        return len(result.all())
 
     async def revoke(self, token_id: uuid.UUID, at: datetime) -> ApiToken | None:
         """Revoke if not yet revoked; None when missing or already revoked."""

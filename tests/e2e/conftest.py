@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -106,3 +107,51 @@ def served(tmp_path: Path, database_url: str) -> Iterator[Served]:
         stop_gateway(gateway)
     # A traceback in the server log means some request ended in an unhandled error.
     assert "Traceback" not in gateway.log.read_text(), gateway.log.read_text()
+
+
+@dataclass
+class AcmeServed:
+    """A gateway whose ACME validators reach the real clients on loopback: http-01 on
+    `http01_port` (where certbot/lego listen), names resolved by a local DNS server."""
+
+    gateway: Served
+    http01_port: int
+    tlsalpn01_port: int
+    dns: Any
+
+
+@pytest.fixture
+def acme_served(tmp_path: Path, database_url: str) -> Iterator[AcmeServed]:
+    from tests.helpers.dnsserver import DnsServer
+
+    dns_server = DnsServer().start()
+    http01, tlsalpn01 = free_port(), free_port()
+    gateway = start_gateway(
+        tmp_path / "home",
+        database_url,
+        {
+            "CERTGATE_ACME__HTTP01_PORT": str(http01),
+            "CERTGATE_ACME__TLSALPN01_PORT": str(tlsalpn01),
+            "CERTGATE_ACME__RESOLVERS": dns_server.address,
+        },
+    )
+    try:
+        yield AcmeServed(gateway, http01, tlsalpn01, dns_server)
+    finally:
+        stop_gateway(gateway)
+        dns_server.stop()
+    assert "Traceback" not in gateway.log.read_text(), gateway.log.read_text()
+
+
+# ../shared/clients beside the checkout (CI lays a copy there); CERTGATE_CLIENTS_DIR overrides.
+CLIENTS_DIR = Path(
+    os.environ.get("CERTGATE_CLIENTS_DIR")
+    or Path(__file__).resolve().parents[2].parent / "shared" / "clients"
+)
+
+
+def client_available(binary: str) -> pytest.MarkDecorator:
+    """Skip when a real client is absent on a developer machine; in CI (.ci/run installs
+    them) a missing client must fail instead, so the tests can never silently not run."""
+    missing = shutil.which(binary) is None and not os.environ.get("CI")
+    return pytest.mark.skipif(missing, reason=f"{binary} is not installed")

@@ -1,0 +1,312 @@
+"""ACME composition: builds the front-end (protocols.acme) with its dependencies, resolves
+directories to endpoints, and manages External Account Binding keys (RFC 8555 §7.3.4),
+kept in the secrets table encrypted under the project's key (gateway.pki.kms).
+
+Settings of the ACME method (attachment.methods["acme"], or profile.enrollment["acme"] for
+legacy profiles): enabled, eab_required (default true), validation_networks (CIDRs the
+validators may reach; default any non-special address), challenges (default all three),
+terms_of_service.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from aiohttp import web
+
+from gateway.admin.audit import Actor, event
+from gateway.admin.catalog import active_project
+from gateway.admin.services import Services
+from gateway.appkeys import SERVICES
+from gateway.core.acme import (
+    DEFAULT_VALIDATION_NETWORKS,
+    AcmeEndpoint,
+    ChallengeType,
+)
+from gateway.core.errors import InvalidInput, NotFound
+from gateway.core.model import (
+    Application,
+    EnrollmentMethod,
+    Profile,
+    ProfileAttachment,
+    Secret,
+    new_id,
+)
+from gateway.pki.kms import secret_aad
+from protocols.acme.routes import PREFIXES
+from protocols.acme.server import AcmeDeps, AcmeServer, ValidationSettings
+from store.db import Tx
+
+ACME = EnrollmentMethod.ACME.value
+EAB_PURPOSE = "eab_hmac"
+_SETTINGS = {"enabled", "eab_required", "validation_networks", "challenges", "terms_of_service"}
+
+
+@dataclass(frozen=True)
+class EabCredentials:
+    kid: str
+    hmac_key: str  # base64url, as certbot's --eab-hmac-key and lego's --hmac take it
+
+
+def attachment_scope(attachment: ProfileAttachment) -> str:
+    return f"attachment:{attachment.id}"
+
+
+def legacy_scope(profile: Profile) -> str:
+    return f"profile:{profile.id}"
+
+
+def check_settings(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise InvalidInput("ACME settings must be an object")
+    unknown = set(raw) - _SETTINGS
+    if unknown:
+        raise InvalidInput(f"unknown ACME settings: {', '.join(sorted(unknown))}")
+    out = dict(raw)
+    for flag in ("enabled", "eab_required"):
+        if flag in out and not isinstance(out[flag], bool):
+            raise InvalidInput(f"{flag} must be a boolean")
+    networks = out.get("validation_networks")
+    if networks is not None:
+        if not isinstance(networks, list):
+            raise InvalidInput("validation_networks must be a list of CIDRs")
+        for cidr in networks:
+            try:
+                ipaddress.ip_network(str(cidr), strict=False)
+            except ValueError:
+                raise InvalidInput(f"validation_networks: {cidr!r} is not a network") from None
+    challenges = out.get("challenges")
+    if challenges is not None:
+        valid = {c.value for c in ChallengeType}
+        if not isinstance(challenges, list) or not set(challenges) <= valid:
+            raise InvalidInput(f"challenges must be a list of {', '.join(sorted(valid))}")
+    tos = out.get("terms_of_service")
+    if tos is not None and not isinstance(tos, str):
+        raise InvalidInput("terms_of_service must be a URL string")
+    return out
+
+
+def _endpoint(
+    scope: str, profile: Profile, app: Application | None, settings: dict[str, Any]
+) -> AcmeEndpoint | None:
+    if not settings.get("enabled", False):
+        return None
+    return AcmeEndpoint(
+        scope=scope,
+        profile=profile,
+        application=app,
+        eab_required=bool(settings.get("eab_required", True)),
+        validation_networks=tuple(
+            settings.get("validation_networks") or DEFAULT_VALIDATION_NETWORKS
+        ),
+        challenge_types=tuple(
+            ChallengeType(c) for c in settings.get("challenges") or [c.value for c in ChallengeType]
+        ),
+        terms_of_service=settings.get("terms_of_service"),
+    )
+
+
+class Endpoints:
+    """gateway.core.acme.EndpointResolver over the database."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    async def scoped(self, app_slug: str, profile_slug: str) -> AcmeEndpoint | None:
+        async with self._services.db.transaction(read_only=True) as tx:
+            try:
+                project = await active_project(tx)
+            except NotFound:
+                return None
+            app = await tx.applications.get_by_slug(project.id, app_slug)
+            profile = await tx.profiles.get_by_slug(project.id, profile_slug)
+            if app is None or profile is None:
+                return None
+            attachment = await tx.attachments.get(app.id, profile.id)
+        if attachment is None:
+            return None
+        settings = attachment.methods.get(ACME, {})
+        return _endpoint(attachment_scope(attachment), profile, app, settings)
+
+    async def legacy(self, profile_id: uuid.UUID) -> AcmeEndpoint | None:
+        async with self._services.db.transaction(read_only=True) as tx:
+            profile = await tx.profiles.get(profile_id)
+        if profile is None:
+            return None
+        return _endpoint(legacy_scope(profile), profile, None, profile.enrollment.get(ACME, {}))
+
+    async def eab_key(self, endpoint: AcmeEndpoint, kid: str) -> bytes | None:
+        async with self._services.db.transaction(read_only=True) as tx:
+            secret = await tx.secrets.get_by_owner(_owner(endpoint.scope), EAB_PURPOSE)
+        if secret is None:
+            return None
+        stored = json.loads(
+            await self._services.kms.decrypt(
+                secret.project_id, secret.ciphertext, secret_aad(secret.id)
+            )
+        )
+        if not secrets.compare_digest(stored["kid"], kid):
+            return None
+        return _b64decode(stored["key"])
+
+
+class ApprovalOutcomes:
+    """gateway.core.acme.PendingRequests over the approval requests table."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    async def outcome(self, request_id: uuid.UUID) -> tuple[str, uuid.UUID | None]:
+        async with self._services.db.transaction(read_only=True) as tx:
+            getter = getattr(tx.requests, "get", None)
+            request = await getter(request_id) if getter is not None else None
+        if request is None:
+            return "open", None
+        return str(request.state.value), request.certificate_id
+
+
+def _owner(scope: str) -> str:
+    return f"{scope}:acme"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+async def rotate_eab(
+    services: Services,
+    tx: Tx,
+    actor: Actor,
+    scope: str,
+    project_id: uuid.UUID,
+    application_id: uuid.UUID | None = None,
+) -> EabCredentials:
+    """A new key id and HMAC key replace the old pair; existing accounts keep working."""
+    credentials = EabCredentials(f"kid-{secrets.token_urlsafe(12)}", _b64(secrets.token_bytes(32)))
+    secret_id = new_id()
+    plaintext = json.dumps({"kid": credentials.kid, "key": credentials.hmac_key}).encode()
+    ciphertext = await services.kms.encrypt(project_id, plaintext, secret_aad(secret_id))
+    await tx.secrets.replace(
+        Secret(secret_id, project_id, _owner(scope), EAB_PURPOSE, ciphertext, services.clock.now())
+    )
+    await tx.audit.add(
+        event(
+            actor,
+            services.clock.now(),
+            "acme.eab_rotated",
+            "acme_directory",
+            scope,
+            project_id=project_id,
+            application_id=application_id,
+            details={"kid": credentials.kid},
+        )
+    )
+    return credentials
+
+
+async def current_eab_kid(services: Services, tx: Tx, scope: str) -> str | None:
+    secret = await tx.secrets.get_by_owner(_owner(scope), EAB_PURPOSE)
+    if secret is None:
+        return None
+    plain = await services.kms.decrypt(secret.project_id, secret.ciphertext, secret_aad(secret.id))
+    return str(json.loads(plain)["kid"])
+
+
+async def configure_attachment(
+    services: Services,
+    tx: Tx,
+    actor: Actor,
+    app: Application,
+    profile: Profile,
+    settings: dict[str, Any],
+) -> tuple[ProfileAttachment, EabCredentials | None]:
+    """Merge ACME settings into an attached profile; the first enabling creates EAB keys."""
+    attachment = await tx.attachments.get(app.id, profile.id)
+    if attachment is None:
+        raise NotFound(f"profile '{profile.slug}' is not attached to '{app.slug}'")
+    merged = {**attachment.methods.get(ACME, {}), **check_settings(settings)}
+    updated = await tx.attachments.update_methods(
+        attachment.id, {**attachment.methods, ACME: merged}
+    )
+    await tx.audit.add(
+        event(
+            actor,
+            services.clock.now(),
+            "application.acme_updated",
+            "attachment",
+            attachment.id,
+            project_id=app.project_id,
+            application_id=app.id,
+            details={"profile": profile.slug, "acme": merged},
+        )
+    )
+    credentials = None
+    scope = attachment_scope(attachment)
+    if merged.get("enabled") and await current_eab_kid(services, tx, scope) is None:
+        credentials = await rotate_eab(services, tx, actor, scope, app.project_id, app.id)
+    return updated, credentials
+
+
+async def configure_legacy(
+    services: Services, tx: Tx, actor: Actor, profile: Profile, settings: dict[str, Any]
+) -> tuple[Profile, EabCredentials | None]:
+    """ACME configured on the profile itself (legacy model, /profiles/{id}/acme/…)."""
+    merged = {**profile.enrollment.get(ACME, {}), **check_settings(settings)}
+    updated = await tx.profiles.update(
+        replace(profile, enrollment={**profile.enrollment, ACME: merged})
+    )
+    credentials = None
+    scope = legacy_scope(profile)
+    if merged.get("enabled") and await current_eab_kid(services, tx, scope) is None:
+        credentials = await rotate_eab(services, tx, actor, scope, profile.project_id)
+    return updated, credentials
+
+
+def directory_path(app_slug: str, profile_slug: str) -> str:
+    """For places outside a request (bootstrap.json); handlers use the named routes."""
+    return PREFIXES["app"].format(app=app_slug, profile=profile_slug) + "/directory"
+
+
+def legacy_directory_path(profile_id: uuid.UUID) -> str:
+    return PREFIXES["legacy"].format(profile_id=profile_id) + "/directory"
+
+
+def binder(server: AcmeServer) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup_ctx that binds the front-end's dependencies once the services are open
+    (append it after the services context) and stops its validation tasks at shutdown."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        services = app[SERVICES]
+        config = services.config
+        server.bind(
+            AcmeDeps(
+                db=services.db,
+                endpoints=Endpoints(services),
+                enrollment=services.enrollment,
+                pending=ApprovalOutcomes(services),
+                clock=services.clock,
+                base_url=config.base_url,
+                https_base_url=config.https_base_url,
+                public_base_url_set=bool(config.server.public_base_url),
+                validation=ValidationSettings(
+                    http01_port=config.acme.http01_port,
+                    tlsalpn01_port=config.acme.tlsalpn01_port,
+                    resolvers=tuple(config.acme.resolvers),
+                ),
+            )
+        )
+        yield
+        await server.close()
+
+    return ctx

@@ -1,0 +1,424 @@
+"""EST composition: settings per attached profile (legacy: per profile), the Basic-auth
+passphrase (scrypt hash, encrypted in the secrets table), and `EstGateway`, the
+gateway.core.est.EstBackend the protocols.est front-end calls."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import hmac
+import logging
+import uuid
+from typing import Any
+
+from cryptography import x509
+
+from gateway.admin.audit import Actor, event
+from gateway.admin.catalog import active_project
+from gateway.admin.certificates import Target
+from gateway.admin.services import Services
+from gateway.core.csr import csr_sans
+from gateway.core.enrollment import EnrollmentRequest, Issued, Pending
+from gateway.core.errors import InvalidInput, NotFound, Unauthorized
+from gateway.core.est import (
+    LABEL_PATH,
+    MIN_PASSWORD_LENGTH,
+    NEW_PATH,
+    EstSettings,
+    EstTarget,
+    chain_problem,
+    load_bundle,
+)
+from gateway.core.model import (
+    Application,
+    Certificate,
+    CertificateStatus,
+    EnrollmentMethod,
+    PolicyRules,
+    Profile,
+    ProfileAttachment,
+    Secret,
+    new_id,
+)
+from gateway.pki.keys import build_csr, generate_private_key, private_key_to_der
+from gateway.pki.kms import secret_aad
+from gateway.pki.passwords import generate_secret, hash_secret, verify_secret
+from store.db import Tx
+
+log = logging.getLogger(__name__)
+
+EST = EnrollmentMethod.EST.value
+PASSWORD_PURPOSE = "est_password_hash"
+_CACHE_LIMIT = 4096
+
+
+def attachment_owner(attachment_id: uuid.UUID) -> str:
+    return f"attachment:{attachment_id}:est"
+
+
+def profile_owner(profile_id: uuid.UUID) -> str:
+    return f"profile:{profile_id}:est"
+
+
+def _settings(raw: dict[str, Any] | None, where: str) -> EstSettings:
+    try:
+        return EstSettings.from_dict(raw)
+    except InvalidInput as err:
+        # Written around the EST API (e.g. the generic methods endpoint): treat as off.
+        log.warning("EST settings of %s are invalid (%s); EST is off there", where, err.message)
+        return EstSettings()
+
+
+# ---- the backend --------------------------------------------------------------------
+
+
+class EstGateway:
+    """Implements gateway.core.est.EstBackend over the services."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        # stored hash -> sha256(hash, passphrase) of the last passphrase that verified, so
+        # scrypt (tens of ms, on purpose) runs once per passphrase and process, not per
+        # enrollment. Memory only; a rotated passphrase has a new hash, hence a new entry.
+        self._verified: dict[str, bytes] = {}
+
+    async def resolve(self, application: str, profile: str) -> EstTarget:
+        missing = NotFound(
+            f"no EST enrollment at application '{application}', profile '{profile}' "
+            "(unknown application or profile, profile not attached, or EST not enabled)"
+        )
+        async with self.services.db.transaction(read_only=True) as tx:
+            project = await active_project(tx)
+            app = await tx.applications.get_by_slug(project.id, application)
+            prof = await tx.profiles.get_by_slug(project.id, profile)
+            if app is None or prof is None:
+                raise missing
+            attachment = await tx.attachments.get(app.id, prof.id)
+            if attachment is None:
+                raise missing
+            settings = _settings(attachment.methods.get(EST), f"{application}/{profile}")
+            if not settings.enabled:
+                raise missing
+            secret = await tx.secrets.get_by_owner(
+                attachment_owner(attachment.id), PASSWORD_PURPOSE
+            )
+        return EstTarget(f"{application}.{profile}", prof, app, settings, secret is not None)
+
+    async def resolve_legacy(self, profile_id: uuid.UUID) -> EstTarget:
+        async with self.services.db.transaction(read_only=True) as tx:
+            prof = await tx.profiles.get(profile_id)
+            settings = _settings(prof.enrollment.get(EST) if prof else None, str(profile_id))
+            if prof is None or not settings.enabled:
+                raise NotFound(f"no EST enrollment for profile {profile_id}")
+            secret = await tx.secrets.get_by_owner(profile_owner(prof.id), PASSWORD_PURPOSE)
+        return EstTarget(str(profile_id), prof, None, settings, secret is not None)
+
+    async def ca_certificates(self, target: EstTarget) -> list[x509.Certificate]:
+        async with self.services.db.transaction(read_only=True) as tx:
+            ca = await tx.cas.get(target.profile.ca_id)
+        if ca is None:
+            raise NotFound(f"the CA of profile '{target.profile.slug}' no longer exists")
+        return x509.load_pem_x509_certificates(ca.full_chain_pem.encode())
+
+    async def check_password(self, target: EstTarget, username: str, password: str) -> bool:
+        owner = await self._owner(target)
+        async with self.services.db.transaction(read_only=True) as tx:
+            secret = await tx.secrets.get_by_owner(owner, PASSWORD_PURPOSE)
+        if secret is None:
+            return False
+        stored = (
+            await self.services.kms.decrypt(
+                secret.project_id, secret.ciphertext, secret_aad(secret.id)
+            )
+        ).decode()
+        # Both compared in constant time (hmac.compare_digest), the name too.
+        user_ok = hmac.compare_digest(username.encode(), target.settings.username.encode())
+        digest = hashlib.sha256(stored.encode() + b"\0" + password.encode()).digest()
+        known = self._verified.get(stored)
+        if known is not None:
+            return hmac.compare_digest(known, digest) and user_ok
+        if not await asyncio.to_thread(verify_secret, password, stored):
+            return False
+        if len(self._verified) >= _CACHE_LIMIT:
+            self._verified.clear()
+        self._verified[stored] = digest
+        return user_ok
+
+    async def _owner(self, target: EstTarget) -> str:
+        if target.application is None:
+            return profile_owner(target.profile.id)
+        async with self.services.db.transaction(read_only=True) as tx:
+            attachment = await tx.attachments.get(target.application.id, target.profile.id)
+        if attachment is None:
+            raise NotFound("the profile is no longer attached")
+        return attachment_owner(attachment.id)
+
+    async def current_certificate(self, target: EstTarget, cert: x509.Certificate) -> Certificate:
+        async with self.services.db.transaction(read_only=True) as tx:
+            stored = await tx.certificates.get_by_serial(format(cert.serial_number, "x"))
+        theirs = f"the client certificate '{cert.subject.rfc4514_string()}'"
+        if (
+            stored is None
+            or x509.load_pem_x509_certificate(stored.certificate_pem.encode()) != cert
+        ):
+            raise Unauthorized(f"{theirs} was not issued by this gateway")
+        if stored.ca_id != target.profile.ca_id:
+            raise Unauthorized(f"{theirs} was issued by another CA than {target.label}'s")
+        owner_ok = (
+            stored.application_id == target.application.id
+            if target.application is not None
+            else stored.profile_id == target.profile.id
+        )
+        if not owner_ok:
+            raise Unauthorized(f"{theirs} belongs to another application or profile")
+        if stored.status is not CertificateStatus.ACTIVE:
+            raise Unauthorized(f"{theirs} has been revoked; enroll again with simpleenroll")
+        if stored.not_after <= self.services.clock.now():
+            raise Unauthorized(f"{theirs} has expired; enroll again with simpleenroll")
+        return stored
+
+    async def enrollment_cert_problem(
+        self, target: EstTarget, cert: x509.Certificate
+    ) -> str | None:
+        bundle = target.settings.bootstrap_ca_pem
+        anchors = load_bundle(bundle) if bundle.strip() else []
+        problem = chain_problem(cert, anchors, self.services.clock.now())
+        if problem is None:
+            return None
+        try:
+            await self.current_certificate(target, cert)
+        except Unauthorized:
+            return problem
+        return None  # §3.3.2: a certificate we issued for this target also identifies it
+
+    async def policy(self, target: EstTarget) -> PolicyRules:
+        async with self.services.db.transaction(read_only=True) as tx:
+            policy = await tx.policies.get(target.profile.policy_id)
+        if policy is None:
+            raise NotFound(f"the policy of profile '{target.profile.slug}' no longer exists")
+        return policy.rules
+
+    async def enroll(self, request: EnrollmentRequest) -> Issued | Pending:
+        return await self.services.enrollment.enroll(request)
+
+    async def server_keygen(
+        self, target: EstTarget, request: EnrollmentRequest
+    ) -> tuple[Issued | Pending, bytes | None]:
+        csr = request.csr
+        if not isinstance(csr, x509.CertificateSigningRequest):
+            raise InvalidInput("serverkeygen needs a parsed CSR")
+        key = generate_private_key(target.profile.default_key_type)
+        ours = build_csr(key, csr.subject, csr_sans(csr))
+        outcome = await self.enroll(dataclasses.replace(request, csr=ours))
+        if isinstance(outcome, Pending):
+            return outcome, None  # the key is dropped: a pending key must not linger
+        return outcome, private_key_to_der(key)
+
+
+# ---- settings (REST API, bootstrap) ---------------------------------------------------
+
+
+async def _attachment(tx: Tx, target: Target) -> ProfileAttachment:
+    attachment = await tx.attachments.get(target.application.id, target.profile.id)
+    if attachment is None:
+        raise NotFound(f"profile '{target.profile.slug}' is not attached")
+    return attachment
+
+
+def settings_view(
+    settings: EstSettings, has_password: bool, urls: dict[str, str]
+) -> dict[str, Any]:
+    return {**settings.to_dict(), "has_password": has_password, "urls": urls}
+
+
+def target_urls(services: Services, app: Application | None, profile: Profile) -> dict[str, str]:
+    base = (
+        services.config.https_base_url if services.config.tls.enabled else services.config.base_url
+    )
+    if app is None:
+        return {"base_url": base + _prefix(LABEL_PATH.format(label=profile.id, op=""))}
+    return {
+        "base_url": base + _prefix(NEW_PATH.format(app=app.slug, profile=profile.slug, op="")),
+        "label_url": base + _prefix(LABEL_PATH.format(label=f"{app.slug}.{profile.slug}", op="")),
+    }
+
+
+def _prefix(path: str) -> str:
+    """The EST base URL a client appends /<operation> to (est_curl.sh's BASE_URL)."""
+    return path.rstrip("/")
+
+
+async def get_settings(services: Services, target: Target) -> dict[str, Any]:
+    async with services.db.transaction(read_only=True) as tx:
+        attachment = await _attachment(tx, target)
+        secret = await tx.secrets.get_by_owner(attachment_owner(attachment.id), PASSWORD_PURPOSE)
+    settings = _settings(attachment.methods.get(EST), target.profile.slug)
+    return settings_view(
+        settings, secret is not None, target_urls(services, target.application, target.profile)
+    )
+
+
+def merge(current: dict[str, Any] | None, body: dict[str, Any]) -> EstSettings:
+    unknown = set(body) - set(EstSettings().to_dict())
+    if unknown:
+        raise InvalidInput(f"unknown EST settings: {', '.join(sorted(unknown))}")
+    return EstSettings.from_dict({**_settings(current, "update").to_dict(), **body})
+
+
+async def update_settings(
+    services: Services, tx: Tx, actor: Actor, target: Target, body: dict[str, Any]
+) -> dict[str, Any]:
+    attachment = await _attachment(tx, target)
+    settings = merge(attachment.methods.get(EST), body)
+    methods = {**attachment.methods, EST: settings.to_dict()}
+    await tx.attachments.update_methods(attachment.id, methods)
+    await tx.audit.add(
+        event(
+            actor,
+            services.clock.now(),
+            "application.est_updated",
+            "attachment",
+            attachment.id,
+            project_id=target.application.project_id,
+            application_id=target.application.id,
+            details={"profile": target.profile.slug, "est": settings.to_dict()},
+        )
+    )
+    secret = await tx.secrets.get_by_owner(attachment_owner(attachment.id), PASSWORD_PURPOSE)
+    return settings_view(
+        settings, secret is not None, target_urls(services, target.application, target.profile)
+    )
+
+
+def check_password(value: Any) -> str:
+    if value is None:
+        return generate_secret(18)
+    if not isinstance(value, str) or len(value) < MIN_PASSWORD_LENGTH or len(value) > 256:
+        raise InvalidInput(f"password must be {MIN_PASSWORD_LENGTH} to 256 characters")
+    return value
+
+
+async def store_password(
+    services: Services, tx: Tx, project_id: uuid.UUID, owner: str, password: str
+) -> None:
+    """Store the scrypt hash (gateway.pki.passwords), itself encrypted under the project
+    key; the plaintext is only ever returned to the caller once."""
+    secret_id = new_id()
+    hashed = await asyncio.to_thread(hash_secret, password)
+    ciphertext = await services.kms.encrypt(project_id, hashed.encode(), secret_aad(secret_id))
+    await tx.secrets.replace(
+        Secret(secret_id, project_id, owner, PASSWORD_PURPOSE, ciphertext, services.clock.now())
+    )
+
+
+async def set_password(
+    services: Services, tx: Tx, actor: Actor, target: Target, password: Any
+) -> dict[str, str]:
+    attachment = await _attachment(tx, target)
+    plain = check_password(password)
+    app = target.application
+    await store_password(services, tx, app.project_id, attachment_owner(attachment.id), plain)
+    await tx.audit.add(
+        event(
+            actor,
+            services.clock.now(),
+            "application.est_password_set",
+            "attachment",
+            attachment.id,
+            project_id=app.project_id,
+            application_id=app.id,
+            details={"profile": target.profile.slug},  # never the passphrase
+        )
+    )
+    settings = _settings(attachment.methods.get(EST), target.profile.slug)
+    return {"username": settings.username, "password": plain}
+
+
+# ---- legacy profiles (Product Admin) --------------------------------------------------
+
+
+async def _profile(tx: Tx, profile_id: uuid.UUID) -> Profile:
+    profile = await tx.profiles.get(profile_id)
+    if profile is None:
+        raise NotFound("profile not found")
+    return profile
+
+
+async def get_profile_settings(services: Services, profile_id: uuid.UUID) -> dict[str, Any]:
+    async with services.db.transaction(read_only=True) as tx:
+        profile = await _profile(tx, profile_id)
+        secret = await tx.secrets.get_by_owner(profile_owner(profile.id), PASSWORD_PURPOSE)
+    settings = _settings(profile.enrollment.get(EST), str(profile_id))
+    return settings_view(settings, secret is not None, target_urls(services, None, profile))
+
+
+async def update_profile_settings(
+    services: Services, tx: Tx, actor: Actor, profile_id: uuid.UUID, body: dict[str, Any]
+) -> dict[str, Any]:
+    profile = await _profile(tx, profile_id)
+    settings = merge(profile.enrollment.get(EST), body)
+    enrollment = {**profile.enrollment, EST: settings.to_dict()}
+    await tx.profiles.update(dataclasses.replace(profile, enrollment=enrollment))
+    await tx.audit.add(
+        event(
+            actor,
+            services.clock.now(),
+            "profile.est_updated",
+            "profile",
+            profile.id,
+            project_id=profile.project_id,
+            details={"est": settings.to_dict()},
+        )
+    )
+    secret = await tx.secrets.get_by_owner(profile_owner(profile.id), PASSWORD_PURPOSE)
+    return settings_view(settings, secret is not None, target_urls(services, None, profile))
+
+
+async def set_profile_password(
+    services: Services, tx: Tx, actor: Actor, profile_id: uuid.UUID, password: Any
+) -> dict[str, str]:
+    profile = await _profile(tx, profile_id)
+    plain = check_password(password)
+    await store_password(services, tx, profile.project_id, profile_owner(profile.id), plain)
+    await tx.audit.add(
+        event(
+            actor,
+            services.clock.now(),
+            "profile.est_password_set",
+            "profile",
+            profile.id,
+            project_id=profile.project_id,
+        )
+    )
+    settings = _settings(profile.enrollment.get(EST), str(profile_id))
+    return {"username": settings.username, "password": plain}
+
+
+async def bootstrap_est(
+    services: Services,
+    tx: Tx,
+    actor: Actor,
+    app: Application,
+    profile: Profile,
+    legacy_profile: Profile | None,
+) -> dict[str, Any]:
+    """Enable EST (Basic or client certificate) on the demo attachment and, if given, the
+    legacy profile; returns the bootstrap.json keys (DESIGN.md, Contract)."""
+    target = Target(app, profile)
+    await update_settings(services, tx, actor, target, {"enabled": True})
+    new = await set_password(services, tx, actor, target, None)
+    urls = target_urls(services, app, profile)
+    data: dict[str, Any] = {
+        "est_base_url": urls["base_url"],
+        "est_label_url": urls["label_url"],
+        "est_username": new["username"],
+        "est_password": new["password"],
+    }
+    if legacy_profile is not None:
+        await update_profile_settings(services, tx, actor, legacy_profile.id, {"enabled": True})
+        old = await set_profile_password(services, tx, actor, legacy_profile.id, None)
+        data["legacy_est_base_url"] = target_urls(services, None, legacy_profile)["base_url"]
+        data["legacy_est_username"] = old["username"]
+        data["legacy_est_password"] = old["password"]
+    return data

@@ -1,0 +1,143 @@
+"""Application members: add, change role, remove. Shared by the REST API and the CLI;
+every change is audited in the caller's transaction, against the application, so that
+application's Auditors see who gained or lost access."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from gateway.admin.audit import Actor, event
+from gateway.core.errors import InvalidInput, NotFound
+from gateway.core.model import Application, AppRole, AuditEvent, Member, Principal
+from store.db import Tx
+
+ROLES = ", ".join(r.value for r in AppRole)
+
+
+def parse_role(value: Any) -> AppRole:
+    """A role name from a request; `invalid_role` is the stable code clients match on."""
+    if isinstance(value, str):
+        try:
+            return AppRole(value)
+        except ValueError:
+            pass
+    raise InvalidInput(f"unknown role {value!r} (allowed: {ROLES})", code="invalid_role")
+
+
+async def find_principal(tx: Tx, ref: Any) -> Principal:
+    """A principal by id or by name (ids are tried first; names cannot be UUIDs only by
+    convention, so an id match wins)."""
+    if not isinstance(ref, str) or not ref.strip():
+        raise InvalidInput("principal must be a principal id or name")
+    principal = None
+    try:
+        principal = await tx.principals.get(uuid.UUID(ref))
+    except ValueError:
+        pass
+    if principal is None:
+        principal = await tx.principals.get_by_name(ref.strip())
+    if principal is None:
+        raise NotFound(f"principal {ref!r} not found")
+    return principal
+
+
+def _event_id(app: Application, principal_id: uuid.UUID) -> str:
+    return f"{app.id}:{principal_id}"
+
+
+async def add_member(
+    tx: Tx, actor: Actor, at: datetime, app: Application, principal: Principal, role: AppRole
+) -> Member:
+    member = Member(app.id, principal.id, role, at)
+    await tx.members.add(member)  # Conflict(already_member) on a second add
+    await tx.audit.add(
+        event(
+            actor,
+            at,
+            "member.added",
+            "member",
+            _event_id(app, principal.id),
+            project_id=app.project_id,
+            application_id=app.id,
+            details={
+                "principal_id": str(principal.id),
+                "principal": principal.name,
+                "before": None,
+                "after": {"role": role.value},
+            },
+        )
+    )
+    return member
+
+
+async def change_role(
+    tx: Tx, actor: Actor, at: datetime, app: Application, principal_id: uuid.UUID, role: AppRole
+) -> Member:
+    before = await tx.members.get(app.id, principal_id)
+    if before is None:
+        raise NotFound("the principal is not a member of this application")
+    after = await tx.members.set_role(app.id, principal_id, role)
+    if after is None:  # removed by a concurrent request since the read above
+        raise NotFound("the principal is not a member of this application")
+    principal = await tx.principals.get(principal_id)
+    await tx.audit.add(
+        event(
+            actor,
+            at,
+            "member.role_changed",
+            "member",
+            _event_id(app, principal_id),
+            project_id=app.project_id,
+            application_id=app.id,
+            details={
+                "principal_id": str(principal_id),
+                "principal": principal.name if principal else None,
+                "before": {"role": before.role.value},
+                "after": {"role": role.value},
+            },
+        )
+    )
+    return after
+
+
+async def remove_member(
+    tx: Tx, actor: Actor, at: datetime, app: Application, principal_id: uuid.UUID
+) -> Member:
+    removed = await tx.members.remove(app.id, principal_id)
+    if removed is None:
+        raise NotFound("the principal is not a member of this application")
+    principal = await tx.principals.get(principal_id)
+    await tx.audit.add(
+        removal_event(actor, at, app.project_id, removed, principal.name if principal else None)
+    )
+    return removed
+
+
+def removal_event(
+    actor: Actor,
+    at: datetime,
+    project_id: uuid.UUID | None,
+    member: Member,
+    principal_name: str | None,
+    reason: str | None = None,
+) -> AuditEvent:
+    details: dict[str, Any] = {
+        "principal_id": str(member.principal_id),
+        "principal": principal_name,
+        "before": {"role": member.role.value},
+        "after": None,
+    }
+    if reason:
+        details["reason"] = reason
+    return event(
+        actor,
+        at,
+        "member.removed",
+        "member",
+        f"{member.application_id}:{member.principal_id}",
+        project_id=project_id,
+        application_id=member.application_id,
+        details=details,
+    )

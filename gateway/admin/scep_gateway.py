@@ -1,0 +1,448 @@
+"""ScepGateway: the gateway.core.scep.ScepBackend that protocols.scep calls.
+
+Who may enroll (RFC 8894 §2.3): a PKCSReq needs the static challenge or an unused dynamic
+one; a RenewalReq signed by a valid, unrevoked certificate of this enrollment's CA needs
+none. Every enrollment goes through EnrollmentService; its outcome is kept per
+transactionID so that retries and CertPolls never issue twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import hmac
+import logging
+import time
+import uuid
+
+from cryptography import x509
+
+from gateway.admin import scep as scep_admin
+from gateway.admin.catalog import active_project
+from gateway.admin.certificates import Target
+from gateway.admin.services import Services
+from gateway.core.approval import is_final
+from gateway.core.enrollment import EnrollmentRequest, Issued
+from gateway.core.errors import CAUnavailable, DomainError, DuplicateSerial, NotFound
+from gateway.core.model import (
+    Certificate,
+    CertificateStatus,
+    EnrollmentMethod,
+    RequestState,
+    new_id,
+)
+from gateway.core.scep import (
+    STALE_PROCESSING,
+    CertRequest,
+    FailInfo,
+    MessageType,
+    Outcome,
+    RaCredentials,
+    ScepTarget,
+    ScepTransaction,
+    TransactionState,
+    challenge_password,
+    digest_hex,
+    request_key,
+    requester,
+)
+from gateway.pki.kms import secret_aad
+from gateway.pki.passwords import verify_secret
+from store.db import Tx
+
+log = logging.getLogger("certgate.scep")
+_CACHE_LIMIT = 4096
+# Targets and RAs are re-read from the store at most this often per process: a device
+# enrolling in a loop costs no lookups, and settings or RA changes apply within it.
+REFRESH_SECONDS = 2.0
+
+
+class ScepGateway:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._ra: dict[str, tuple[float, uuid.UUID, RaCredentials]] = {}
+        self._targets: dict[tuple[str, ...], tuple[float, ScepTarget]] = {}
+        self._static: dict[str, tuple[float, str | None]] = {}
+        # stored scrypt hash -> sha256(hash, challenge) of the last challenge that verified:
+        # scrypt runs once per challenge and process, not once per enrollment.
+        self._verified: dict[str, bytes] = {}
+
+    # ---- targets ----------------------------------------------------------------------
+
+    def _cached(self, key: tuple[str, ...]) -> ScepTarget | None:
+        hit = self._targets.get(key)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+    def _remember(self, key: tuple[str, ...], target: ScepTarget) -> ScepTarget:
+        if len(self._targets) >= _CACHE_LIMIT:
+            self._targets.clear()
+        self._targets[key] = (time.monotonic() + REFRESH_SECONDS, target)
+        return target
+
+    async def resolve(self, application: str, profile: str) -> ScepTarget:
+        cached = self._cached(("app", application, profile))
+        if cached is not None:
+            return cached
+        missing = NotFound(
+            f"no SCEP enrollment at application '{application}', profile '{profile}'"
+        )
+        async with self.services.db.transaction(read_only=True) as tx:
+            project = await active_project(tx)
+            app = await tx.applications.get_by_slug(project.id, application)
+            prof = await tx.profiles.get_by_slug(project.id, profile)
+            attachment = await tx.attachments.get(app.id, prof.id) if app and prof else None
+        if app is None or prof is None or attachment is None:
+            raise missing
+        if not scep_admin.enabled(attachment.methods.get(scep_admin.SCEP)):
+            raise missing
+        owner = scep_admin.attachment_owner(attachment.id)
+        target = ScepTarget(f"{application}/{profile}", owner, prof, app)
+        return self._remember(("app", application, profile), target)
+
+    async def resolve_legacy(self, profile_id: uuid.UUID) -> ScepTarget:
+        cached = self._cached(("legacy", str(profile_id)))
+        if cached is not None:
+            return cached
+        async with self.services.db.transaction(read_only=True) as tx:
+            prof = await tx.profiles.get(profile_id)
+        if prof is None or not scep_admin.enabled(prof.enrollment.get(scep_admin.SCEP)):
+            raise NotFound(f"no SCEP enrollment for profile {profile_id}")
+        target = ScepTarget(str(profile_id), scep_admin.profile_owner(prof.id), prof, None)
+        return self._remember(("legacy", str(profile_id)), target)
+
+    async def ra(self, target: ScepTarget) -> RaCredentials:
+        cached = self._ra.get(target.scope)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[2]
+        async with self.services.db.transaction(read_only=True) as tx:
+            secret = await tx.secrets.get_by_owner(target.scope, scep_admin.RA_PURPOSE)
+            ca = await tx.cas.get(target.profile.ca_id)
+        if ca is None:
+            raise CAUnavailable(f"the CA of profile '{target.profile.slug}' no longer exists")
+        if secret is None:
+            # Enabled around the SCEP API (e.g. the generic attachment endpoint): make one.
+            async with self.services.db.transaction() as tx:
+                secret = await tx.secrets.get_by_owner(target.scope, scep_admin.RA_PURPOSE)
+                if secret is None:
+                    enrollment = await self._enrollment(tx, target)
+                    await scep_admin.create_ra(self.services, tx, enrollment)
+                    secret = await tx.secrets.get_by_owner(target.scope, scep_admin.RA_PURPOSE)
+            assert secret is not None
+        expires = time.monotonic() + REFRESH_SECONDS
+        if cached is not None and cached[1] == secret.id:
+            self._ra[target.scope] = (expires, secret.id, cached[2])
+            return cached[2]
+        key, cert = await scep_admin.load_ra(self.services, secret)
+        chain = tuple(x509.load_pem_x509_certificates(ca.full_chain_pem.encode()))
+        credentials = RaCredentials(cert, key, chain)
+        if len(self._ra) >= _CACHE_LIMIT:
+            self._ra.clear()
+        self._ra[target.scope] = (expires, secret.id, credentials)
+        return credentials
+
+    async def _enrollment(self, tx: Tx, target: ScepTarget) -> scep_admin.Enrollment:
+        if target.application is None:
+            return await scep_admin.for_profile(tx, target.profile.id)
+        return await scep_admin.for_target(tx, Target(target.application, target.profile))
+
+    # ---- PKCSReq / RenewalReq ---------------------------------------------------------
+
+    async def certificate_request(self, request: CertRequest) -> Outcome:
+        target = request.target
+        key = request_key(request.message_type, request.signer)
+        csr_digest = digest_hex(request.csr_der)
+        renewed_from = None
+        if request.message_type is MessageType.RENEWAL_REQ:
+            renewed_from = await self._renewal_source(target, request.signer)
+        password = challenge_password(request.csr)
+        stored = await self._static_hash(target)
+        authorized = renewed_from is not None or self._known(stored, password)
+        now = self.services.clock.now()
+        record = ScepTransaction(
+            id=new_id(),
+            scope=target.scope,
+            transaction_id=request.transaction_id,
+            request_key=key,
+            message_type=request.message_type,
+            csr_digest=csr_digest,
+            csr_der=request.csr_der,
+            requester=requester(request.transaction_id),
+            renewed_from=renewed_from,
+            state=TransactionState.PROCESSING,
+            certificate_id=None,
+            request_id=None,
+            fail_info=None,
+            reason="",
+            created_at=now,
+            updated_at=now,
+        )
+        # One write transaction looks for an earlier request with this transactionID,
+        # consumes a dynamic challenge (a conditional UPDATE: exactly once) and claims the
+        # transaction, so that concurrent copies of one request cannot both issue.
+        claimed: bool | None = None
+        async with self.services.db.transaction() as tx:
+            existing = await tx.scep.get(target.scope, request.transaction_id, key)
+            retry = existing is not None and (
+                existing.csr_digest == csr_digest or existing.state is not TransactionState.FAILED
+            )
+            if not retry:
+                if not authorized and password:
+                    authorized = await tx.scep.consume_challenge(
+                        target.scope, digest_hex(password.encode()), now
+                    )
+                if authorized:
+                    claimed = await self._claim(tx, record, existing)
+        if retry:
+            assert existing is not None
+            if existing.csr_digest == csr_digest:
+                return await self._replay(target, existing)  # §3.2.1.1: a retry
+            return Outcome.failure(
+                FailInfo.BAD_REQUEST,
+                f"transactionID {request.transaction_id} already names another request",
+            )
+        if not authorized:
+            if not password or not await self._static_ok(stored, password):
+                why = "missing or wrong challenge password"
+                if request.message_type is MessageType.RENEWAL_REQ:
+                    why += " (and the RenewalReq is not signed by a valid certificate of this CA)"
+                return Outcome.failure(FailInfo.BAD_REQUEST, why)
+            async with self.services.db.transaction() as tx:
+                existing = await tx.scep.get(target.scope, request.transaction_id, key)
+                claimed = await self._claim(tx, record, existing)
+        if not claimed:
+            return Outcome.pending("an identical request is being processed")
+        return await self._enroll(target, record, request.csr, request.source_ip)
+
+    @staticmethod
+    async def _claim(tx: Tx, record: ScepTransaction, existing: ScepTransaction | None) -> bool:
+        if existing is not None:
+            if existing.state is not TransactionState.FAILED:
+                return False
+            await tx.scep.delete(existing.id)  # a failed attempt, retried with a new request
+        return await tx.scep.claim(record)
+
+    async def _enroll(
+        self,
+        target: ScepTarget,
+        record: ScepTransaction,
+        csr: x509.CertificateSigningRequest,
+        source_ip: str | None = None,
+    ) -> Outcome:
+        expected = record.state
+        try:
+            outcome = await self.services.enrollment.enroll(
+                EnrollmentRequest(
+                    profile=target.profile,
+                    application=target.application,
+                    csr=csr,
+                    requester=record.requester,
+                    method=EnrollmentMethod.SCEP,
+                    source_ip=source_ip,
+                    renewed_from=record.renewed_from,
+                )
+            )
+        except (CAUnavailable, DuplicateSerial) as err:
+            # Transient: forget the claim so that the client's retry tries again.
+            if expected is TransactionState.PROCESSING:
+                async with self.services.db.transaction() as tx:
+                    await tx.scep.delete(record.id)
+            return Outcome.failure(FailInfo.BAD_REQUEST, err.message)
+        except DomainError as err:
+            failed = self._moved(record, TransactionState.FAILED, reason=err.message)
+            await self._store(failed, expected)
+            return Outcome.failure(FailInfo.BAD_REQUEST, err.message)
+        except BaseException:
+            if expected is TransactionState.PROCESSING:
+                async with self.services.db.transaction() as tx:
+                    await tx.scep.delete(record.id)
+            raise
+        if isinstance(outcome, Issued):
+            issued = self._moved(
+                record, TransactionState.ISSUED, certificate_id=outcome.certificate.id
+            )
+            await self._store(issued, expected)
+            return _success(outcome.certificate)
+        pending = self._moved(record, TransactionState.PENDING, request_id=outcome.request_id)
+        await self._store(pending, expected)
+        return Outcome.pending(f"waiting for approval (request {outcome.request_id})")
+
+    def _moved(
+        self, record: ScepTransaction, state: TransactionState, **changes: object
+    ) -> ScepTransaction:
+        fail = FailInfo.BAD_REQUEST if state is TransactionState.FAILED else None
+        return dataclasses.replace(
+            record,
+            state=state,
+            fail_info=fail,
+            updated_at=self.services.clock.now(),
+            **changes,  # type: ignore[arg-type]
+        )
+
+    async def _store(self, record: ScepTransaction, expected: TransactionState) -> None:
+        async with self.services.db.transaction() as tx:
+            await tx.scep.update(record, expected)
+
+    async def _replay(self, target: ScepTarget, record: ScepTransaction) -> Outcome:
+        """The outcome of an earlier request with this transactionID (RFC 8894 §3.2.1.1)."""
+        if record.state is TransactionState.ISSUED:
+            assert record.certificate_id is not None
+            async with self.services.db.transaction(read_only=True) as tx:
+                cert = await tx.certificates.get(record.certificate_id)
+            if cert is None:
+                return Outcome.failure(FailInfo.BAD_CERT_ID, "the issued certificate is gone")
+            return _success(cert)
+        if record.state is TransactionState.FAILED:
+            return Outcome.failure(record.fail_info or FailInfo.BAD_REQUEST, record.reason)
+        if record.state is TransactionState.PROCESSING:
+            if self.services.clock.now() - record.updated_at < STALE_PROCESSING:
+                return Outcome.pending("the request is being processed")
+        if record.request_id is not None:
+            async with self.services.db.transaction(read_only=True) as tx:
+                approval = await tx.requests.get(record.request_id)
+            if (
+                approval is not None
+                and is_final(approval.state)
+                and (approval.state is not RequestState.ISSUED)
+            ):
+                why = f"the request was {approval.state.value}: {approval.comment}".rstrip(": ")
+                failed = self._moved(record, TransactionState.FAILED, reason=why)
+                await self._store(failed, record.state)
+                return Outcome.failure(FailInfo.BAD_REQUEST, why)
+        # Pending (or an abandoned claim): ask again; the approval engine recognises the
+        # same requester and CSR and answers with the request's current state.
+        csr = x509.load_der_x509_csr(record.csr_der)
+        return await self._enroll(target, record, csr)
+
+    # ---- who may enroll ---------------------------------------------------------------
+
+    async def _renewal_source(
+        self, target: ScepTarget, signer: x509.Certificate
+    ) -> uuid.UUID | None:
+        """The stored certificate that signed a RenewalReq, if it may stand in for a
+        challenge: ours, of this CA and this enrollment, active and within its validity."""
+        async with self.services.db.transaction(read_only=True) as tx:
+            stored = await tx.certificates.get_by_serial(format(signer.serial_number, "x"))
+        now = self.services.clock.now()
+        problem = None
+        if (
+            stored is None
+            or x509.load_pem_x509_certificate(stored.certificate_pem.encode()) != signer
+        ):
+            problem = "was not issued by this gateway"
+        elif stored.ca_id != target.profile.ca_id:
+            problem = "was issued by another CA"
+        elif (
+            stored.application_id != target.application.id
+            if target.application is not None
+            else stored.profile_id != target.profile.id
+        ):
+            problem = "belongs to another application or profile"
+        elif stored.status is not CertificateStatus.ACTIVE:
+            problem = "is revoked"
+        elif not stored.not_before <= now < stored.not_after:
+            problem = "is not currently valid"
+        if problem is not None:
+            log.info(
+                "SCEP %s: RenewalReq signer %s %s; a challenge is needed",
+                target.label,
+                signer.subject.rfc4514_string(),
+                problem,
+            )
+            return None
+        assert stored is not None
+        return stored.id
+
+    async def _static_hash(self, target: ScepTarget) -> str | None:
+        """The static challenge's scrypt hash (re-read at most every REFRESH_SECONDS)."""
+        hit = self._static.get(target.scope)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        async with self.services.db.transaction(read_only=True) as tx:
+            secret = await tx.secrets.get_by_owner(target.scope, scep_admin.CHALLENGE_PURPOSE)
+        stored = None
+        if secret is not None:
+            plain = await self.services.kms.decrypt(
+                secret.project_id, secret.ciphertext, secret_aad(secret.id)
+            )
+            stored = plain.decode()
+        if len(self._static) >= _CACHE_LIMIT:
+            self._static.clear()
+        self._static[target.scope] = (time.monotonic() + REFRESH_SECONDS, stored)
+        return stored
+
+    @staticmethod
+    def _check(stored: str, password: str) -> bytes:
+        return hashlib.sha256(stored.encode() + b"\0" + password.encode()).digest()
+
+    def _known(self, stored: str | None, password: str | None) -> bool:
+        """The static challenge, if this process verified the same one before (scrypt
+        costs tens of milliseconds on purpose; once per process and challenge is enough)."""
+        if not stored or not password:
+            return False
+        known = self._verified.get(stored)
+        return known is not None and hmac.compare_digest(known, self._check(stored, password))
+
+    async def _static_ok(self, stored: str | None, password: str) -> bool:
+        if stored is None or not await asyncio.to_thread(verify_secret, password, stored):
+            return False
+        if len(self._verified) >= _CACHE_LIMIT:
+            self._verified.clear()
+        self._verified[stored] = self._check(stored, password)
+        return True
+
+    # ---- CertPoll, GetCert, GetCRL ----------------------------------------------------
+
+    async def poll(
+        self, target: ScepTarget, transaction_id: str, issuer: x509.Name, subject: x509.Name
+    ) -> Outcome:
+        """RFC 8894 §3.3.3: the state of an earlier PKCSReq/RenewalReq."""
+        async with self.services.db.transaction(read_only=True) as tx:
+            record = await tx.scep.latest(target.scope, transaction_id)
+        if record is None:
+            return Outcome.failure(
+                FailInfo.BAD_CERT_ID, f"no enrollment with transactionID {transaction_id}"
+            )
+        if x509.load_der_x509_csr(record.csr_der).subject != subject:
+            return Outcome.failure(
+                FailInfo.BAD_CERT_ID, "the subject does not match the transaction's request"
+            )
+        return await self._replay(target, record)
+
+    async def get_cert(self, target: ScepTarget, issuer: x509.Name, serial: int) -> Outcome:
+        """RFC 8894 §3.3.4: a certificate of this enrollment by issuer and serial."""
+        async with self.services.db.transaction(read_only=True) as tx:
+            stored = await tx.certificates.get_by_serial(format(serial, "x"))
+            ca = await tx.cas.get(target.profile.ca_id)
+        if (
+            stored is None
+            or ca is None
+            or stored.ca_id != ca.id
+            or x509.load_pem_x509_certificate(stored.certificate_pem.encode()).issuer != issuer
+            or (
+                stored.application_id != target.application.id
+                if target.application is not None
+                else stored.profile_id != target.profile.id
+            )
+        ):
+            return Outcome.failure(
+                FailInfo.BAD_CERT_ID, f"no certificate with serial {serial:x} from this issuer"
+            )
+        return _success(stored)
+
+    async def get_crl(self, target: ScepTarget, issuer: x509.Name, serial: int) -> Outcome:
+        """RFC 8894 §3.3.5: the CRL of the CA that issued the named certificate."""
+        async with self.services.db.transaction(read_only=True) as tx:
+            ca = await tx.cas.get(target.profile.ca_id)
+        if (
+            ca is None
+            or x509.load_pem_x509_certificate(ca.certificate_pem.encode()).subject != issuer
+        ):
+            return Outcome.failure(FailInfo.BAD_CERT_ID, "this enrollment's CA is not that issuer")
+        record = await self.services.crl.current(ca.id)
+        return Outcome.crl(record.der)
+
+
+def _success(certificate: Certificate) -> Outcome:
+    """RFC 8894 §3.3.2: the issued certificate comes first (clients take the first one)."""
+    return Outcome.success(x509.load_pem_x509_certificate(certificate.certificate_pem.encode()))

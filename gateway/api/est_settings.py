@@ -1,0 +1,185 @@
+"""EST settings of an attached profile (application Admin) and of a legacy profile
+(Product Admin), plus the EST wire routes themselves (public; protocols.est)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.admin import est as est_admin
+from gateway.admin.certificates import resolve
+from gateway.admin.services import Services
+from gateway.api.common import actor, json_body, path_uuid, services
+from gateway.api.routing import Permission, Route, register
+from gateway.appkeys import ROUTES, SERVICES
+from protocols.est.auth import parse_networks
+from protocols.est.handlers import EstContext, EstHandlers
+
+_SETTINGS_BODY = {
+    "enabled": "boolean",
+    "accepted_auth": "array",
+    "required_auth": "array",
+    "require_tls_unique": "boolean",
+    "username": "string",
+    "bootstrap_ca_pem": "string",
+}
+
+
+async def get_settings(request: web.Request) -> web.Response:
+    svc = services(request)
+    target = await resolve(svc, request.match_info["app"], request.match_info["profile"])
+    return web.json_response(await est_admin.get_settings(svc, target))
+
+
+async def update_settings(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    svc = services(request)
+    target = await resolve(svc, request.match_info["app"], request.match_info["profile"])
+    async with svc.db.transaction() as tx:
+        view = await est_admin.update_settings(svc, tx, actor(request), target, body)
+    return web.json_response(view)
+
+
+async def set_password(request: web.Request) -> web.Response:
+    """Set or rotate the Basic passphrase; given (>= 8 characters) or generated. The
+    plaintext is in this response only; the gateway keeps a hash."""
+    body = await json_body(request)
+    svc = services(request)
+    target = await resolve(svc, request.match_info["app"], request.match_info["profile"])
+    async with svc.db.transaction() as tx:
+        created = await est_admin.set_password(
+            svc, tx, actor(request), target, body.get("password")
+        )
+    return web.json_response(created, status=201)
+
+
+async def get_profile_settings(request: web.Request) -> web.Response:
+    svc = services(request)
+    return web.json_response(
+        await est_admin.get_profile_settings(svc, path_uuid(request, "profile_id"))
+    )
+
+
+async def update_profile_settings(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    svc = services(request)
+    profile_id = path_uuid(request, "profile_id")
+    async with svc.db.transaction() as tx:
+        view = await est_admin.update_profile_settings(svc, tx, actor(request), profile_id, body)
+    return web.json_response(view)
+
+
+async def set_profile_password(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    svc = services(request)
+    profile_id = path_uuid(request, "profile_id")
+    async with svc.db.transaction() as tx:
+        created = await est_admin.set_profile_password(
+            svc, tx, actor(request), profile_id, body.get("password")
+        )
+    return web.json_response(created, status=201)
+
+
+def _wire_routes() -> list[Route]:
+    """RFC 7030 endpoints. The backend is made once per running app (it caches verified
+    passphrases) and found through the app, so nothing here is global."""
+    made: list[tuple[Services, EstContext]] = []
+
+    def context(request: web.Request) -> EstContext:
+        svc = request.app[SERVICES]
+        cached = made[0] if made else None
+        if cached is None or cached[0] is not svc:
+            server = svc.config.server
+            ctx = EstContext(
+                backend=est_admin.EstGateway(svc),
+                trusted_proxies=parse_networks(server.trusted_proxies),
+                https_base_url=svc.config.https_base_url if svc.config.tls.enabled else "",
+            )
+            cached = (svc, ctx)
+            made[:] = [cached]
+        return cached[1]
+
+    return [
+        Route(
+            spec.method,
+            spec.path,
+            spec.handler,
+            spec.name,
+            Permission.PUBLIC,  # EST authenticates devices itself (protocols.est.auth)
+            spec.summary,
+            "est",
+        )
+        for spec in EstHandlers(context).routes()
+    ]
+
+
+def routes() -> list[Route]:
+    app_path = "/api/v1/applications/{app}/profiles/{profile}/est"
+    profile_path = "/api/v1/profiles/{profile_id}/est"
+    return [
+        Route(
+            "GET",
+            app_path,
+            get_settings,
+            "est.settings.get",
+            Permission.APP_READ,
+            "EST settings of an attached profile (never the passphrase)",
+            "est",
+        ),
+        Route(
+            "PATCH",
+            app_path,
+            update_settings,
+            "est.settings.update",
+            Permission.APP_ADMIN,
+            "Enable/disable EST and set its authentication (only the given fields change)",
+            "est",
+            request_body=_SETTINGS_BODY,
+        ),
+        Route(
+            "POST",
+            app_path + "/password",
+            set_password,
+            "est.password.set",
+            Permission.APP_ADMIN,
+            "Set or rotate the EST Basic passphrase (returned once)",
+            "est",
+            request_body={"password": "string"},
+            responses={201: "Created"},
+        ),
+        Route(
+            "GET",
+            profile_path,
+            get_profile_settings,
+            "est.profile_settings.get",
+            Permission.PRODUCT_ADMIN,
+            "EST settings of a legacy (profile-scoped) enrollment",
+            "est",
+        ),
+        Route(
+            "PATCH",
+            profile_path,
+            update_profile_settings,
+            "est.profile_settings.update",
+            Permission.PRODUCT_ADMIN,
+            "Change the EST settings of a legacy (profile-scoped) enrollment",
+            "est",
+            request_body=_SETTINGS_BODY,
+        ),
+        Route(
+            "POST",
+            profile_path + "/password",
+            set_profile_password,
+            "est.profile_password.set",
+            Permission.PRODUCT_ADMIN,
+            "Set or rotate the legacy EST Basic passphrase (returned once)",
+            "est",
+            request_body={"password": "string"},
+            responses={201: "Created"},
+        ),
+    ]
+
+
+def install(app: web.Application) -> None:
+    """The RFC 7030 endpoints go into the route table as public (EST authenticates devices
+    itself), apart from routes(): they are protocol endpoints, not REST resources."""
+    register(app, app[ROUTES], _wire_routes())

@@ -1,0 +1,175 @@
+"""SCEP settings of an attached profile (application Admin; dynamic challenges: Operator or
+machine identity) and of a legacy profile (Product Admin), plus the SCEP wire routes
+themselves (public; protocols.scep)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from gateway.admin import scep as scep_admin
+from gateway.admin.certificates import resolve
+from gateway.admin.scep_gateway import ScepGateway
+from gateway.admin.services import Services
+from gateway.api.common import actor, json_body, path_uuid, services
+from gateway.api.routing import Permission, Route
+from gateway.appkeys import SERVICES
+from protocols.scep.handlers import ScepHandlers
+from store.db import Tx
+
+Change = Callable[
+    [Services, Tx, scep_admin.Enrollment, web.Request, dict[str, Any]], Awaitable[Any]
+]
+
+
+async def _enrollment(request: web.Request, tx: Tx) -> scep_admin.Enrollment:
+    if "profile_id" in request.match_info:
+        return await scep_admin.for_profile(tx, path_uuid(request, "profile_id"))
+    target = await resolve(
+        services(request), request.match_info["app"], request.match_info["profile"]
+    )
+    return await scep_admin.for_target(tx, target)
+
+
+async def get_settings(request: web.Request) -> web.Response:
+    svc = services(request)
+    async with svc.db.transaction(read_only=True) as tx:
+        enrollment = await _enrollment(request, tx)
+        return web.json_response(await scep_admin.view(svc, tx, enrollment))
+
+
+def _writer(
+    change: Change, status: int = 200, body: bool = True
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        data = await json_body(request) if body or request.can_read_body else {}
+        svc = services(request)
+        async with svc.db.transaction() as tx:
+            enrollment = await _enrollment(request, tx)
+            result = await change(svc, tx, enrollment, request, data)
+        return web.json_response(result, status=status)
+
+    return handler
+
+
+async def _update(
+    svc: Services, tx: Tx, e: scep_admin.Enrollment, r: web.Request, b: dict[str, Any]
+) -> Any:
+    return await scep_admin.update(svc, tx, actor(r), e, b)
+
+
+async def _challenge(
+    svc: Services, tx: Tx, e: scep_admin.Enrollment, r: web.Request, b: dict[str, Any]
+) -> Any:
+    return await scep_admin.set_static_challenge(svc, tx, actor(r), e, b.get("challenge"))
+
+
+async def _rotate(
+    svc: Services, tx: Tx, e: scep_admin.Enrollment, r: web.Request, b: dict[str, Any]
+) -> Any:
+    return await scep_admin.rotate_ra(svc, tx, actor(r), e)
+
+
+async def _dynamic(
+    svc: Services, tx: Tx, e: scep_admin.Enrollment, r: web.Request, b: dict[str, Any]
+) -> Any:
+    return await scep_admin.create_challenge(svc, tx, actor(r), e, b)
+
+
+def _wire_routes() -> list[Route]:
+    """RFC 8894 endpoints. The backend is made once per running app (it caches the RA and
+    verified challenges) and found through the app, so nothing here is global."""
+    made: list[tuple[Services, ScepGateway]] = []
+
+    def backend(request: web.Request) -> ScepGateway:
+        svc = request.app[SERVICES]
+        if not made or made[0][0] is not svc:
+            made[:] = [(svc, ScepGateway(svc))]
+        return made[0][1]
+
+    return [
+        Route(
+            spec.method,
+            spec.path,
+            spec.handler,
+            spec.name,
+            Permission.PUBLIC,  # SCEP authenticates by challenge or certificate itself
+            spec.summary,
+            "scep",
+        )
+        for spec in ScepHandlers(backend).routes()
+    ]
+
+
+def routes() -> list[Route]:
+    app_path = "/api/v1/applications/{app}/profiles/{profile}/scep"
+    profile_path = "/api/v1/profiles/{profile_id}/scep"
+    settings = {"enabled": "boolean"}
+    out: list[Route] = []
+    for path, prefix, read, admin, issue, where in (
+        (app_path, "scep", Permission.APP_READ, Permission.APP_ADMIN, Permission.APP_ISSUE, ""),
+        (
+            profile_path,
+            "scep.profile",
+            Permission.PRODUCT_ADMIN,
+            Permission.PRODUCT_ADMIN,
+            Permission.PRODUCT_ADMIN,
+            " of a legacy (profile-scoped) enrollment",
+        ),
+    ):
+        out += [
+            Route(
+                "GET",
+                path,
+                get_settings,
+                f"{prefix}.settings.get",
+                read,
+                f"SCEP settings{where} (never a challenge)",
+                "scep",
+            ),
+            Route(
+                "PATCH",
+                path,
+                _writer(_update),
+                f"{prefix}.settings.update",
+                admin,
+                f"Enable/disable SCEP{where}; enabling creates the RA",
+                "scep",
+                request_body=settings,
+            ),
+            Route(
+                "POST",
+                path + "/challenge",
+                _writer(_challenge, 201),
+                f"{prefix}.challenge.set",
+                admin,
+                f"Set or generate the static challenge{where} (returned once)",
+                "scep",
+                request_body={"challenge": "string"},
+                responses={201: "Created"},
+            ),
+            Route(
+                "POST",
+                path + "/ra/rotate",
+                _writer(_rotate, 201, body=False),
+                f"{prefix}.ra.rotate",
+                admin,
+                f"Issue a new RA key and certificate{where}",
+                "scep",
+                responses={201: "Created"},
+            ),
+            Route(
+                "POST",
+                path + "/challenges",
+                _writer(_dynamic, 201),
+                f"{prefix}.challenges.create",
+                issue,
+                f"A dynamic one-time challenge{where} (ttl_minutes, default 60)",
+                "scep",
+                request_body={"ttl_minutes": "integer"},
+                responses={201: "Created"},
+            ),
+        ]
+    return [*out, *_wire_routes()]

@@ -1,0 +1,425 @@
+"""ACME (RFC 8555) domain: the server's records, their state rules as pure functions, and
+the ports the protocol front-end (protocols.acme) calls. Standard library + cryptography.
+
+Records are frozen dataclasses; repositories in `store` return them. Every state rule cites
+the RFC section it implements; the front-end never decides a status by itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import hashlib
+import ipaddress
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from cryptography import x509
+
+from gateway.core.model import Application, Certificate, Profile
+
+# --- enums (RFC 8555 §7.1.6 status values, §7.1.3 identifier types) -----------------------
+
+
+class AccountStatus(enum.StrEnum):
+    VALID = "valid"
+    DEACTIVATED = "deactivated"
+    REVOKED = "revoked"
+
+
+class OrderStatus(enum.StrEnum):
+    PENDING = "pending"
+    READY = "ready"
+    PROCESSING = "processing"
+    VALID = "valid"
+    INVALID = "invalid"
+
+
+class AuthzStatus(enum.StrEnum):
+    PENDING = "pending"
+    VALID = "valid"
+    INVALID = "invalid"
+    DEACTIVATED = "deactivated"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
+class ChallengeStatus(enum.StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    VALID = "valid"
+    INVALID = "invalid"
+
+
+class ChallengeType(enum.StrEnum):
+    HTTP_01 = "http-01"  # RFC 8555 §8.3
+    DNS_01 = "dns-01"  # RFC 8555 §8.4
+    TLS_ALPN_01 = "tls-alpn-01"  # RFC 8737
+
+
+class IdentifierType(enum.StrEnum):
+    DNS = "dns"
+    IP = "ip"  # RFC 8738
+
+
+# --- records --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Identifier:
+    type: IdentifierType
+    value: str
+
+    @property
+    def wildcard(self) -> bool:
+        return self.type is IdentifierType.DNS and self.value.startswith("*.")
+
+    @property
+    def base(self) -> str:
+        """The name an authorization is for: RFC 8555 §7.1.4 strips the "*." of a wildcard."""
+        return self.value[2:] if self.wildcard else self.value
+
+
+@dataclass(frozen=True)
+class Account:
+    id: uuid.UUID
+    scope: str  # which directory the account belongs to (see AcmeEndpoint.scope)
+    thumbprint: str  # RFC 7638 JWK thumbprint, base64url
+    jwk: dict[str, Any]
+    status: AccountStatus
+    contact: tuple[str, ...]
+    eab_kid: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A stored problem document (order/challenge `error`), RFC 8555 §6.7 / RFC 7807."""
+
+    type: str  # short name: "connection", "unauthorized", …
+    detail: str
+    identifier: Identifier | None = None
+
+
+@dataclass(frozen=True)
+class Order:
+    id: uuid.UUID
+    account_id: uuid.UUID
+    status: OrderStatus
+    identifiers: tuple[Identifier, ...]
+    authorization_ids: tuple[uuid.UUID, ...]
+    expires: datetime
+    not_before: datetime | None
+    not_after: datetime | None
+    error: Problem | None
+    certificate_id: uuid.UUID | None
+    request_id: uuid.UUID | None  # approval request while `processing` (EnrollmentService)
+    replaces: str | None  # RFC 9773 §5 certificate identifier this order replaces
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Challenge:
+    id: uuid.UUID
+    authorization_id: uuid.UUID
+    type: ChallengeType
+    token: str
+    status: ChallengeStatus
+    validated: datetime | None
+    error: Problem | None
+
+
+@dataclass(frozen=True)
+class Authorization:
+    id: uuid.UUID
+    account_id: uuid.UUID
+    order_id: uuid.UUID
+    identifier: Identifier  # as in the order; a wildcard keeps its "*." (see `wildcard`)
+    status: AuthzStatus
+    expires: datetime
+    challenges: tuple[Challenge, ...] = field(default=())
+
+    @property
+    def wildcard(self) -> bool:
+        return self.identifier.wildcard
+
+
+# --- state rules ----------------------------------------------------------------------------
+
+
+def order_status(order: Order, authz_statuses: Iterable[AuthzStatus], now: datetime) -> OrderStatus:
+    """RFC 8555 §7.1.6: an order whose authorizations are all valid is `ready`; one with an
+    invalid/deactivated/expired/revoked authorization, or past `expires` before issuance,
+    is `invalid`. `processing`, `valid` and `invalid` are only left by explicit transitions."""
+    if order.status in (OrderStatus.VALID, OrderStatus.INVALID, OrderStatus.PROCESSING):
+        return order.status
+    statuses = list(authz_statuses)
+    if now >= order.expires:
+        return OrderStatus.INVALID
+    if any(s not in (AuthzStatus.PENDING, AuthzStatus.VALID) for s in statuses):
+        return OrderStatus.INVALID
+    if statuses and all(s is AuthzStatus.VALID for s in statuses):
+        return OrderStatus.READY
+    return OrderStatus.PENDING
+
+
+def authorization_status(authz: Authorization, now: datetime) -> AuthzStatus:
+    """RFC 8555 §7.1.6: a pending or valid authorization past `expires` is `expired`."""
+    if authz.status in (AuthzStatus.PENDING, AuthzStatus.VALID) and now >= authz.expires:
+        return AuthzStatus.EXPIRED
+    return authz.status
+
+
+def challenge_types_for(
+    identifier: Identifier, offered: Sequence[ChallengeType]
+) -> list[ChallengeType]:
+    """Which challenges an identifier gets. RFC 8555 §7.1.3: wildcards only through dns-01;
+    RFC 8738 §7: IP identifiers never through dns-01 (there is no reverse-zone TXT rule)."""
+    if identifier.wildcard:
+        allowed = [ChallengeType.DNS_01]
+    elif identifier.type is IdentifierType.IP:
+        allowed = [ChallengeType.HTTP_01, ChallengeType.TLS_ALPN_01]
+    else:
+        allowed = list(ChallengeType)
+    return [t for t in offered if t in allowed]
+
+
+def can_respond_to_challenge(authz: AuthzStatus, challenge: ChallengeStatus) -> bool:
+    """RFC 8555 §7.5.1: a client may only trigger a pending challenge of a pending
+    authorization; repeating a POST to a processing/valid one is answered, not re-run."""
+    return authz is AuthzStatus.PENDING and challenge is ChallengeStatus.PENDING
+
+
+def can_deactivate_authorization(status: AuthzStatus) -> bool:
+    """RFC 8555 §7.5.2: only pending or valid authorizations can be deactivated."""
+    return status in (AuthzStatus.PENDING, AuthzStatus.VALID)
+
+
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    """Strict base64url without padding (RFC 7515 §2); ValueError otherwise."""
+    if not isinstance(text, str) or not _B64URL.fullmatch(text):
+        raise ValueError("not base64url")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except Exception as err:
+        raise ValueError("not base64url") from err
+
+
+def key_authorization(token: str, thumbprint: str) -> str:
+    """RFC 8555 §8.1: token || '.' || base64url(JWK thumbprint)."""
+    return f"{token}.{thumbprint}"
+
+
+def dns01_txt_value(key_auth: str) -> str:
+    """RFC 8555 §8.4: base64url(SHA-256(key authorization))."""
+    return b64url(hashlib.sha256(key_auth.encode("ascii")).digest())
+
+
+def dns01_record_name(identifier: Identifier) -> str:
+    """RFC 8555 §8.4: _acme-challenge.<domain>, the wildcard's base name for wildcards."""
+    return "_acme-challenge." + identifier.base.rstrip(".")
+
+
+def csr_identifiers(csr: x509.CertificateSigningRequest) -> set[Identifier]:
+    """The identifiers a CSR asks for: SAN dNSName / iPAddress entries and a CN."""
+    found: set[Identifier] = set()
+    try:
+        sans = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        sans = x509.SubjectAlternativeName([])
+    for name in sans:
+        if isinstance(name, x509.DNSName):
+            found.add(Identifier(IdentifierType.DNS, name.value.lower()))
+        elif isinstance(name, x509.IPAddress):
+            found.add(Identifier(IdentifierType.IP, str(name.value)))
+        else:
+            found.add(Identifier(IdentifierType.DNS, f"<unsupported {type(name).__name__}>"))
+    for attribute in csr.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME):
+        value = attribute.value if isinstance(attribute.value, str) else ""
+        found.add(identifier_for(value))
+    return found
+
+
+def identifier_for(value: str) -> Identifier:
+    try:
+        return Identifier(IdentifierType.IP, str(ipaddress.ip_address(value)))
+    except ValueError:
+        return Identifier(IdentifierType.DNS, value.lower())
+
+
+def csr_mismatch(csr: x509.CertificateSigningRequest, identifiers: Iterable[Identifier]) -> str:
+    """RFC 8555 §7.4: the CSR must ask for exactly the order's identifiers. Returns why it
+    does not ("" when it matches). A CN must be one of the SAN identifiers."""
+    wanted = {normalize(i) for i in identifiers}
+    asked = {normalize(i) for i in csr_identifiers(csr)}
+    extra = sorted(i.value for i in asked - wanted)
+    missing = sorted(i.value for i in wanted - asked)
+    parts = []
+    if extra:
+        parts.append("names not in the order: " + ", ".join(extra))
+    if missing:
+        parts.append("order identifiers missing from the CSR: " + ", ".join(missing))
+    return "; ".join(parts)
+
+
+def normalize(identifier: Identifier) -> Identifier:
+    if identifier.type is IdentifierType.IP:
+        return Identifier(IdentifierType.IP, str(ipaddress.ip_address(identifier.value)))
+    return Identifier(IdentifierType.DNS, identifier.value.lower().rstrip("."))
+
+
+# Addresses a validator never connects to unless a profile names them explicitly (not by a
+# default route): loopback, link-local, multicast, unspecified.
+def address_allowed(address: str, networks: Sequence[str]) -> bool:
+    """Whether a validator may connect to `address` under a profile's `validation_networks`
+    (CIDRs). Special ranges need an explicit, non-default network that contains them."""
+    ip = ipaddress.ip_address(address)
+    matching = []
+    for text in networks:
+        network = ipaddress.ip_network(text, strict=False)
+        if network.version == ip.version and ip in network:
+            matching.append(network)
+    if not matching:
+        return False
+    special = ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_unspecified
+    return not special or any(n.prefixlen > 0 for n in matching)
+
+
+DEFAULT_VALIDATION_NETWORKS = ("0.0.0.0/0", "::/0")
+
+# Lifetimes (RFC 8555 leaves them to the server).
+ORDER_LIFETIME = timedelta(days=7)
+AUTHZ_LIFETIME = timedelta(days=7)
+NONCE_LIFETIME = timedelta(hours=1)
+
+
+def expire(order: Order, statuses: Iterable[AuthzStatus], now: datetime) -> Order:
+    return replace(order, status=order_status(order, statuses, now))
+
+
+# --- endpoint and ports ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AcmeEndpoint:
+    """One ACME directory: an application's attached profile, or a legacy profile."""
+
+    scope: str  # "attachment:<uuid>" or "profile:<uuid>"; accounts live in one scope
+    profile: Profile
+    application: Application | None
+    eab_required: bool
+    validation_networks: tuple[str, ...]
+    challenge_types: tuple[ChallengeType, ...]
+    terms_of_service: str | None = None
+
+
+class EndpointResolver(Protocol):
+    async def scoped(self, app_slug: str, profile_slug: str) -> AcmeEndpoint | None: ...
+
+    async def legacy(self, profile_id: uuid.UUID) -> AcmeEndpoint | None: ...
+
+    async def eab_key(self, endpoint: AcmeEndpoint, kid: str) -> bytes | None:
+        """The HMAC key of an EAB key id valid for this endpoint, or None."""
+
+
+class PendingRequests(Protocol):
+    async def outcome(self, request_id: uuid.UUID) -> tuple[str, uuid.UUID | None]:
+        """(state, certificate id) of an approval request: "open", "issued", "rejected", …"""
+
+
+class AcmeRepositoryPort(Protocol):
+    async def add_nonce(self, value: str, expires: datetime) -> None: ...
+
+    async def consume_nonce(self, value: str, now: datetime) -> bool:
+        """Delete the nonce if it exists and is unexpired; True exactly once per nonce."""
+
+    async def purge_nonces(self, now: datetime) -> int: ...
+
+    async def add_account(self, account: Account) -> Account:
+        """Insert; when (scope, thumbprint) exists, returns the existing account instead."""
+
+    async def get_account(self, account_id: uuid.UUID) -> Account | None: ...
+
+    async def find_account(self, scope: str, thumbprint: str) -> Account | None: ...
+
+    async def update_account(
+        self,
+        account_id: uuid.UUID,
+        *,
+        status: AccountStatus | None = None,
+        contact: tuple[str, ...] | None = None,
+        jwk: dict[str, Any] | None = None,
+        thumbprint: str | None = None,
+    ) -> Account | None: ...
+
+    async def add_order(self, order: Order, authorizations: Sequence[Authorization]) -> None: ...
+
+    async def get_order(self, order_id: uuid.UUID) -> Order | None: ...
+
+    async def list_orders(self, account_id: uuid.UUID, limit: int) -> list[Order]: ...
+
+    async def set_order(
+        self,
+        order_id: uuid.UUID,
+        *,
+        status: OrderStatus,
+        expected: Sequence[OrderStatus] | None = None,
+        error: Problem | None = None,
+        certificate_id: uuid.UUID | None = None,
+        request_id: uuid.UUID | None = None,
+    ) -> bool:
+        """Compare-and-set: update only when the current status is in `expected`."""
+
+    async def find_order_by_certificate(self, certificate_id: uuid.UUID) -> Order | None: ...
+
+    async def get_authorization(self, authz_id: uuid.UUID) -> Authorization | None: ...
+
+    async def authorizations_of(self, order_id: uuid.UUID) -> list[Authorization]: ...
+
+    async def set_authorization(
+        self, authz_id: uuid.UUID, status: AuthzStatus, expected: Sequence[AuthzStatus]
+    ) -> bool: ...
+
+    async def get_challenge(self, challenge_id: uuid.UUID) -> Challenge | None: ...
+
+    async def set_challenge(
+        self,
+        challenge_id: uuid.UUID,
+        status: ChallengeStatus,
+        expected: Sequence[ChallengeStatus],
+        *,
+        validated: datetime | None = None,
+        error: Problem | None = None,
+    ) -> bool: ...
+
+
+class CertificateLookup(Protocol):
+    async def get(self, certificate_id: uuid.UUID) -> Certificate | None: ...
+
+    async def get_by_serial(self, serial: str) -> Certificate | None: ...
+
+
+class AcmeUnitOfWork(Protocol):
+    @property
+    def acme(self) -> AcmeRepositoryPort: ...
+
+    @property
+    def certificates(self) -> CertificateLookup: ...
+
+
+class AcmeTransactions(Protocol):
+    def transaction(
+        self, *, read_only: bool = False
+    ) -> AbstractAsyncContextManager[AcmeUnitOfWork]: ...

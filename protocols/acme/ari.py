@@ -1,0 +1,138 @@
+"""ACME Renewal Information (RFC 9773) and revokeCert (RFC 8555 §7.6)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from gateway.core.acme import Account, b64url, b64url_decode
+from gateway.core.errors import Conflict, InvalidInput, NotFound
+from gateway.core.model import Certificate, CertificateStatus, RevocationReason
+from protocols.acme import jws as jwslib
+from protocols.acme.messages import Revocation, decode
+from protocols.acme.problems import Problem, malformed, not_found
+from protocols.acme.server import Ctx, iso, json_response, verify_post
+
+# RFC 5280 §5.3.1 codes a subscriber may ask for (RFC 8555 §7.6 leaves the set to the CA):
+# no certificateHold (6), removeFromCRL (8), cACompromise (2) or aACompromise (10).
+_REASONS = {0, 1, 3, 4, 5, 9}
+ARI_RETRY_AFTER = "21600"  # RFC 9773 §4.3: ask again in six hours
+
+
+def cert_id(cert: x509.Certificate) -> str:
+    """RFC 9773 §4.1: base64url(AKI keyIdentifier) "." base64url(serial DER INTEGER bytes)."""
+    aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    serial = cert.serial_number
+    raw = serial.to_bytes((serial.bit_length() + 8) // 8, "big")  # keeps a sign-bit 0x00
+    return f"{b64url(aki.key_identifier or b'')}.{b64url(raw)}"
+
+
+def _serial_from_cert_id(value: str) -> str:
+    parts = value.split(".")
+    if len(parts) != 2:
+        raise malformed("certificate identifier must be keyIdentifier.serial (RFC 9773 §4.1)")
+    try:
+        serial = b64url_decode(parts[1])
+        b64url_decode(parts[0])
+    except ValueError:
+        raise malformed("certificate identifier is not base64url") from None
+    if not serial:
+        raise malformed("certificate identifier has an empty serial")
+    return format(int.from_bytes(serial, "big"), "x")
+
+
+async def _by_cert_id(ctx: Ctx, value: str) -> Certificate | None:
+    serial = _serial_from_cert_id(value)
+    async with ctx.deps.db.transaction(read_only=True) as uow:
+        cert = await uow.certificates.get_by_serial(serial)
+    if cert is None or cert.profile_id != ctx.endpoint.profile.id:
+        return None
+    if cert_id(x509.load_pem_x509_certificate(cert.certificate_pem.encode())) != value:
+        return None
+    return cert
+
+
+async def renewal_info(ctx: Ctx) -> web.Response:
+    """RFC 9773 §4.2: GET (unauthenticated) suggested renewal window: the last third of the
+    certificate's validity, ending well before expiry; now if it was revoked."""
+    cert = await _by_cert_id(ctx, ctx.request.match_info["cert_id"])
+    if cert is None:
+        raise not_found("certificate")
+    if cert.status is CertificateStatus.REVOKED:
+        start = ctx.server.now()
+        end = start + timedelta(hours=1)
+    else:
+        lifetime = cert.not_after - cert.not_before
+        start = cert.not_after - lifetime / 3
+        end = cert.not_after - lifetime / 9
+    ctx.headers["Retry-After"] = ARI_RETRY_AFTER
+    return json_response(ctx, {"suggestedWindow": {"start": iso(start), "end": iso(end)}})
+
+
+async def check_replaces(ctx: Ctx, account: Account, value: str | None) -> str | None:
+    """RFC 9773 §5: `replaces` must name a certificate this account obtained here."""
+    if value is None:
+        return None
+    cert = await _by_cert_id(ctx, value)
+    if cert is not None:
+        async with ctx.deps.db.transaction(read_only=True) as uow:
+            order = await uow.acme.find_order_by_certificate(cert.id)
+        if order is not None and order.account_id == account.id:
+            return value
+    raise malformed("replaces does not name a certificate of this account")
+
+
+async def replaced_certificate_id(ctx: Ctx, value: str | None) -> uuid.UUID | None:
+    if value is None:
+        return None
+    cert = await _by_cert_id(ctx, value)
+    return cert.id if cert else None
+
+
+async def revoke_cert(ctx: Ctx) -> web.Response:
+    """RFC 8555 §7.6: signed by the account that ordered the certificate (kid), or by the
+    certificate's own key (jwk)."""
+    verified = await verify_post(ctx, use_jwk=True)
+    payload = decode(Revocation, verified.jws.payload())
+    try:
+        der = b64url_decode(payload.certificate)
+        leaf = x509.load_der_x509_certificate(der)
+    except ValueError:
+        raise malformed("certificate is not base64url DER") from None
+    reason_code = 0 if payload.reason is None else payload.reason
+    if not isinstance(reason_code, int) or reason_code not in _REASONS:
+        raise Problem("badRevocationReason", f"revocation reason {payload.reason!r} not allowed")
+    async with ctx.deps.db.transaction(read_only=True) as uow:
+        cert = await uow.certificates.get_by_serial(format(leaf.serial_number, "x"))
+        order = await uow.acme.find_order_by_certificate(cert.id) if cert else None
+    if cert is None or cert.profile_id != ctx.endpoint.profile.id:
+        raise not_found("certificate")
+    stored = x509.load_pem_x509_certificate(cert.certificate_pem.encode())
+    if stored.public_bytes(Encoding.DER) != der:
+        raise not_found("certificate")
+    if verified.account is not None:
+        if order is None or order.account_id != verified.account.id:
+            raise Problem("unauthorized", "this account did not order the certificate")
+        actor = f"acme:{verified.account.id}"
+    else:
+        spki = leaf.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        signer = jwslib.public_key(verified.jwk)
+        if signer.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo) != spki:
+            raise Problem("unauthorized", "the JWS key is not the certificate's key")
+        actor = "acme:certificate-key"
+    try:
+        await ctx.deps.enrollment.revoke(
+            cert.id,
+            RevocationReason.from_code(reason_code),
+            actor=actor,
+            source_ip=ctx.request.remote,
+        )
+    except Conflict:
+        raise Problem("alreadyRevoked", "the certificate is already revoked") from None
+    except (InvalidInput, NotFound) as err:
+        raise Problem("badRevocationReason", err.message) from None
+    return web.Response(status=200)

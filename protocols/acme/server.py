@@ -1,0 +1,305 @@
+"""The ACME front-end's shared machinery: dependencies, per-request context, URLs by named
+route, the one wrapper that renders every Problem, and the ordered JWS pipeline.
+
+Handlers live in accounts.py, orders.py and authorizations.py; routes.py binds them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from gateway.core.acme import (
+    NONCE_LIFETIME,
+    Account,
+    AccountStatus,
+    AcmeEndpoint,
+    AcmeTransactions,
+    EndpointResolver,
+    PendingRequests,
+)
+from gateway.core.enrollment import EnrollmentRequest, Issued, Pending
+from gateway.core.errors import DomainError
+from gateway.core.model import Certificate, RevocationReason
+from gateway.core.ports import Clock
+from protocols.acme import jws as jwslib
+from protocols.acme.problems import PROBLEM_JSON, Problem, malformed
+
+log = logging.getLogger("certgate.acme")
+
+APP = "app"  # /applications/{app}/profiles/{profile}/acme/…
+LEGACY = "legacy"  # /profiles/{profile_id}/acme/…
+
+
+class Enroller(Protocol):
+    """The part of gateway.core.enrollment.EnrollmentService the front-end calls."""
+
+    async def enroll(self, request: EnrollmentRequest) -> Issued | Pending: ...
+
+    async def revoke(
+        self,
+        certificate_id: uuid.UUID,
+        reason: RevocationReason,
+        *,
+        actor: str,
+        source_ip: str | None = None,
+        application_id: uuid.UUID | None = None,
+    ) -> Certificate: ...
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    http01_port: int = 80
+    tlsalpn01_port: int = 443
+    resolvers: tuple[str, ...] = ()
+    attempts: int = 3  # bounded retries of one challenge validation
+    retry_delay: float = 1.0  # seconds before the second attempt; doubles after
+    timeout: float = 10.0  # per target (connection + response)
+
+
+@dataclass
+class AcmeDeps:
+    db: AcmeTransactions
+    endpoints: EndpointResolver
+    enrollment: Enroller
+    pending: PendingRequests
+    clock: Clock
+    base_url: str  # server.public_base_url or the HTTP listener's URL
+    https_base_url: str
+    public_base_url_set: bool
+    validation: ValidationSettings = field(default_factory=ValidationSettings)
+
+
+class AcmeServer:
+    """Holds the dependencies (bound once the app's services are open) and the background
+    validation tasks of this process."""
+
+    def __init__(self) -> None:
+        self._deps: AcmeDeps | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def bind(self, deps: AcmeDeps) -> None:
+        self._deps = deps
+
+    @property
+    def deps(self) -> AcmeDeps:
+        if self._deps is None:
+            raise Problem("serverInternal", "ACME is starting", status=503)
+        return self._deps
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        async def run() -> None:
+            await coro
+
+        task = asyncio.get_running_loop().create_task(run())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def close(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def now(self) -> datetime:
+        return self.deps.clock.now()
+
+
+@dataclass
+class Ctx:
+    """One ACME request: its endpoint and how to name resources under it."""
+
+    server: AcmeServer
+    request: web.Request
+    kind: str
+    endpoint: AcmeEndpoint
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def deps(self) -> AcmeDeps:
+        return self.server.deps
+
+    def base(self) -> str:
+        deps = self.deps
+        if self.request.secure and not deps.public_base_url_set:
+            return deps.https_base_url
+        return deps.base_url
+
+    def url(self, name: str, **parts: str) -> str:
+        """URLs come from the named routes (DESIGN.md), never from string formatting."""
+        prefix = {k: self.request.match_info[k] for k in _PREFIX_PARTS[self.kind]}
+        route = self.request.app.router[f"acme.{self.kind}.{name}"]
+        return self.base() + str(route.url_for(**prefix, **parts))
+
+    def request_url(self) -> str:
+        return self.base() + self.request.rel_url.raw_path
+
+    def resource_id(self, name: str) -> uuid.UUID:
+        try:
+            return uuid.UUID(self.request.match_info[name])
+        except ValueError:
+            raise Problem("malformed", "no such resource", status=404) from None
+
+
+_PREFIX_PARTS = {APP: ("app", "profile"), LEGACY: ("profile_id",)}
+
+Handler = Callable[[Ctx], Awaitable[web.Response]]
+
+
+def iso(value: datetime | None) -> str | None:
+    """RFC 3339 timestamps (RFC 8555 §7.1) in UTC with a Z."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def new_nonce(server: AcmeServer) -> str:
+    """RFC 8555 §6.5: an unpredictable value, stored so any process can check it."""
+    value = secrets.token_urlsafe(24)
+    now = server.now()
+    async with server.deps.db.transaction() as uow:
+        await uow.acme.add_nonce(value, now + NONCE_LIFETIME)
+        # Expired nonces are swept by whoever happens to hand out a new one, now and then.
+        if value[0] == "A":
+            await uow.acme.purge_nonces(now)
+    return value
+
+
+def endpoint(server: AcmeServer, kind: str, handler: Handler, *, nonce: bool = True) -> Any:
+    """Wrap a handler: resolve the endpoint, render any Problem as application/problem+json
+    (RFC 8555 §6.7), add Replay-Nonce (§6.5) and the directory Link (§7.1)."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        ctx: Ctx | None = None
+        try:
+            ctx = Ctx(server, request, kind, await _resolve(server, request, kind))
+            response = await handler(ctx)
+        except Problem as problem:
+            response = _problem_response(problem)
+        except web.HTTPRequestEntityTooLarge:
+            response = _problem_response(Problem("malformed", "request body too large", 413))
+        except DomainError as err:
+            response = _problem_response(Problem("malformed", err.message))
+        except Exception:
+            request_id = uuid.uuid4().hex
+            log.exception(
+                "ACME %s %s failed (request %s)", request.method, request.path, request_id
+            )
+            response = _problem_response(
+                Problem("serverInternal", f"internal error (request id {request_id})", 500)
+            )
+        if ctx is not None:
+            response.headers.update(ctx.headers)
+            if nonce:
+                try:
+                    response.headers["Replay-Nonce"] = await new_nonce(server)
+                except Exception:
+                    log.exception("could not store a new nonce")
+            response.headers.add("Link", f'<{ctx.url("directory")}>;rel="index"')
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    return wrapped
+
+
+def _problem_response(problem: Problem) -> web.Response:
+    response = web.json_response(
+        problem.to_json(), status=problem.status, content_type=PROBLEM_JSON
+    )
+    response.headers.update(problem.headers)
+    return response
+
+
+async def _resolve(server: AcmeServer, request: web.Request, kind: str) -> AcmeEndpoint:
+    resolver = server.deps.endpoints
+    if kind == APP:
+        found = await resolver.scoped(request.match_info["app"], request.match_info["profile"])
+    else:
+        try:
+            profile_id = uuid.UUID(request.match_info["profile_id"])
+        except ValueError:
+            profile_id = None
+        found = await resolver.legacy(profile_id) if profile_id else None
+    if found is None:
+        raise Problem("malformed", "no ACME directory here", status=404)
+    return found
+
+
+@dataclass(frozen=True)
+class Verified:
+    jws: jwslib.Jws
+    jwk: dict[str, Any]
+    account: Account | None  # None when the request was signed with a jwk
+
+
+async def verify_post(ctx: Ctx, *, use_jwk: bool = False) -> Verified:
+    """RFC 8555 §6.2-§6.5, in this order and nothing skipped:
+    content type → flattened JSON, one signature, no unprotected header → allowed alg →
+    nonce (consumed once) → url equals the request URL → jwk xor kid → signature."""
+    body = await ctx.request.read()
+    jws = jwslib.parse(ctx.request.content_type, body)
+    nonce = jws.protected.get("nonce")
+    if not isinstance(nonce, str) or not nonce:
+        raise Problem("badNonce", "JWS has no nonce")  # §6.5.1
+    async with ctx.deps.db.transaction() as uow:
+        fresh = await uow.acme.consume_nonce(nonce, ctx.server.now())
+    if not fresh:
+        raise Problem("badNonce", "nonce is unknown, expired or already used")
+    if jws.protected.get("url") != ctx.request_url():  # §6.4
+        raise unauthorized_url()
+    has_jwk, has_kid = "jwk" in jws.protected, "kid" in jws.protected
+    if has_jwk == has_kid:  # §6.2: exactly one of them
+        raise malformed("JWS must have exactly one of jwk and kid")
+    if use_jwk and has_jwk:
+        jwk = jws.protected["jwk"]
+        jwslib.verify(jws, jwk)
+        return Verified(jws, jwslib.public_jwk(jwk), None)
+    if has_jwk:
+        raise malformed("this request must be signed with an account key (kid)")
+    account = await account_for_kid(ctx, jws.protected["kid"])
+    jwslib.verify(jws, account.jwk)
+    return Verified(jws, account.jwk, account)
+
+
+def unauthorized_url() -> Problem:
+    return Problem("unauthorized", "JWS url does not match the request URL")
+
+
+async def account_for_kid(ctx: Ctx, kid: Any) -> Account:
+    if not isinstance(kid, str):
+        raise malformed("kid must be a string")
+    account_id = None
+    tail = kid.rstrip("/").rsplit("/", 1)[-1]
+    try:
+        account_id = uuid.UUID(tail)
+    except ValueError:
+        pass
+    account = None
+    if account_id is not None:
+        async with ctx.deps.db.transaction(read_only=True) as uow:
+            account = await uow.acme.get_account(account_id)
+    if (
+        account is None
+        or account.scope != ctx.endpoint.scope
+        or kid != ctx.url("account", account_id=str(account.id))
+    ):
+        raise Problem("accountDoesNotExist", "no account with this kid in this directory")
+    if account.status is not AccountStatus.VALID:
+        raise Problem("unauthorized", f"account is {account.status.value}")  # §7.3.6
+    return account
+
+
+def json_response(
+    ctx: Ctx, body: dict[str, Any], *, status: int = 200, location: str | None = None
+) -> web.Response:
+    response = web.json_response(body, status=status)
+    if location:
+        response.headers["Location"] = location
+    return response

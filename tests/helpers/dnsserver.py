@@ -1,0 +1,80 @@
+"""A tiny authoritative DNS server on loopback for ACME tests: every name under the
+configured suffixes answers A 127.0.0.1 (and AAAA ::1); TXT records come from `txt`,
+which tests (or certbot's manual hooks, through a file) fill in."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from pathlib import Path
+
+import dns.message
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+
+class DnsServer:
+    def __init__(self, suffixes: tuple[str, ...] = ("example.com", "test", "localhost")) -> None:
+        self.suffixes = tuple(s.lower().rstrip(".") for s in suffixes)
+        self.txt: dict[str, list[str]] = {}
+        self.txt_file: Path | None = None  # JSON {name: [values]} merged on each query
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.settimeout(0.2)
+        self.port = int(self._sock.getsockname()[1])
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> DnsServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self._sock.close()
+
+    def _records(self) -> dict[str, list[str]]:
+        records = {k.lower().rstrip("."): list(v) for k, v in self.txt.items()}
+        if self.txt_file is not None and self.txt_file.exists():
+            try:
+                for name, values in json.loads(self.txt_file.read_text() or "{}").items():
+                    records.setdefault(name.lower().rstrip("."), []).extend(values)
+            except ValueError:
+                pass
+        return records
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, peer = self._sock.recvfrom(4096)
+            except (TimeoutError, OSError):
+                continue
+            try:
+                query = dns.message.from_wire(data)
+            except Exception:
+                continue
+            response = dns.message.make_response(query)
+            response.flags |= 0x0400  # AA
+            for question in query.question:
+                name = question.name.to_text(omit_final_dot=True).lower()
+                if question.rdtype == dns.rdatatype.TXT:
+                    values = self._records().get(name, [])
+                    if values:
+                        response.answer.append(
+                            dns.rrset.from_text_list(
+                                question.name, 1, "IN", "TXT", [f'"{v}"' for v in values]
+                            )
+                        )
+                elif any(name == s or name.endswith("." + s) for s in self.suffixes):
+                    if question.rdtype == dns.rdatatype.A:
+                        response.answer.append(
+                            dns.rrset.from_text(question.name, 1, "IN", "A", "127.0.0.1")
+                        )
+            self._sock.sendto(response.to_wire(), peer)

@@ -1,0 +1,70 @@
+"""The whole RFC 8555 flow through the in-process gateway, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from tests.helpers.acmeharness import AcmeGateway, poll
+
+
+async def test_ok_directory_and_nonce(acme_gateway: AcmeGateway) -> None:
+    client = await acme_gateway.acme()
+    d = client.directory
+    assert d["meta"]["externalAccountRequired"] is True
+    assert d["newNonce"].startswith(
+        "http://127.0.0.1:8080/applications/demo/profiles/tls-server/acme/"
+    )
+    head = await acme_gateway.client.head(client.path(d["newNonce"]))
+    assert head.status == 200 and head.headers["Cache-Control"] == "no-store"
+    get = await acme_gateway.client.get(client.path(d["newNonce"]))
+    assert get.status == 204 and get.headers["Replay-Nonce"] != head.headers["Replay-Nonce"]
+    assert 'rel="index"' in get.headers["Link"]
+
+
+async def test_ok_issue_http01_dns_and_ip(acme_gateway: AcmeGateway) -> None:
+    client = await acme_gateway.account()
+    names = ["www.example.com", "api.example.com", "127.0.0.1"]
+    order, _key = await acme_gateway.issue(client, names)
+    assert order.body["status"] == "valid", order.body
+    chain = await client.post(order.body["certificate"], None)
+    assert chain.status == 200
+    assert chain.headers["Content-Type"] == "application/pem-certificate-chain"
+    certs = x509.load_pem_x509_certificates(chain.text.encode())
+    assert len(certs) >= 2
+    leaf = certs[0]
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sorted(map(str, san.get_values_for_type(x509.DNSName))) == names[:2][::-1]
+    assert [str(a) for a in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert ExtendedKeyUsageOID.SERVER_AUTH in eku
+    assert leaf.issuer == certs[1].subject
+    leaf.verify_directly_issued_by(certs[1])
+
+
+async def test_ok_legacy_directory_issues(acme_gateway: AcmeGateway) -> None:
+    client = await acme_gateway.account(legacy=True)
+    assert (
+        "/profiles/" in client.directory["newOrder"]
+        and "/applications/" not in client.directory["newOrder"]
+    )
+    order, _ = await acme_gateway.issue(client, ["legacy.example.com"])
+    assert order.body["status"] == "valid", order.body
+
+
+async def test_fail_http01_wrong_answer_invalidates(acme_gateway: AcmeGateway) -> None:
+    acme_gateway.services  # noqa: B018
+    client = await acme_gateway.account()
+    order = await client.post(
+        client.directory["newOrder"], {"identifiers": [{"type": "dns", "value": "x.example.com"}]}
+    )
+    authz = await client.post(order.body["authorizations"][0], None)
+    chall = next(c for c in authz.body["challenges"] if c["type"] == "http-01")
+    acme_gateway.responder.tokens[chall["token"]] = "wrong"
+    await client.post(chall["url"], {})
+    final = await poll(client, order.headers["Location"], {"invalid"}, seconds=30)
+    assert final.body["status"] == "invalid"
+    authz = await client.post(order.body["authorizations"][0], None)
+    assert authz.body["status"] == "invalid"
+    failed = next(c for c in authz.body["challenges"] if c["type"] == "http-01")
+    assert failed["error"]["type"] == "urn:ietf:params:acme:error:incorrectResponse"

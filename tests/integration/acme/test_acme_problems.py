@@ -1,0 +1,183 @@
+"""Bad input gets the right RFC 8555 §6.7 problem document, never a 500."""
+
+from __future__ import annotations
+
+import json
+
+from tests.helpers.acmeclient import Key, b64, csr_der, eab, jws
+from tests.helpers.acmeharness import AcmeGateway
+
+PROBLEM = "application/problem+json"
+
+
+async def test_fail_replayed_nonce_bad_nonce_with_fresh_one(acme_gateway: AcmeGateway) -> None:
+    client = await acme_gateway.account()
+    nonce = await client.new_nonce()
+    first = await client.post(client.kid or "", None, nonce=nonce)
+    assert first.status == 200
+    replay = await client.post(client.kid or "", None, nonce=nonce)
+    assert (replay.status, replay.problem) == (400, "badNonce")
+    assert replay.headers["Content-Type"].startswith(PROBLEM)
+    assert replay.headers["Replay-Nonce"] and replay.headers["Replay-Nonce"] != nonce
+
+
+async def test_fail_missing_nonce(acme_gateway: AcmeGateway) -> None:
+    client = await acme_gateway.acme()
+    body = jws(client.key, client.directory["newAccount"], {}, nonce=None)
+    reply = await client.raw(client.directory["newAccount"], json.dumps(body))
+    assert reply.problem == "badNonce"
+
+
+async def test_fail_two_signatures_malformed(acme_gateway: AcmeGateway) -> None:
+    client = await acme_gateway.acme()
+    one = jws(client.key, client.directory["newAccount"], {}, nonce=await client.new_nonce())
+    general = {"payload": one["payload"], "signatures": [one, one]}
+    reply = await client.raw(client.directory["newAccount"], json.dumps(general))
+    assert (reply.status, reply.problem) == (400, "malformed")
+
+
+async def test_fail_garbage_and_wrong_content_type(acme_gateway: AcmeGateway) -> None:
+    client = await acme_gateway.acme()
+    reply = await client.raw(client.directory["newAccount"], b"{not json")
+    assert reply.problem == "malformed"
+    reply = await client.raw(client.directory["newAccount"], b"{}", "application/json")
+    assert (reply.status, reply.problem) == (415, "malformed")
+
+
+async def test_fail_oversized_body(acme_gateway: AcmeGateway) -> None:
+    client = await acme_gateway.acme()
+    reply = await client.raw(client.directory["newAccount"], b"x" * (300 * 1024))
+    assert reply.status == 413 and reply.problem == "malformed"
+
+
+async def test_fail_wrong_url_unauthorized(acme_gateway: AcmeGateway) -> None:
+    client = await acme_gateway.account()
+    reply = await client.post(
+        client.directory["newOrder"], {"identifiers": []}, sign_url="http://evil/new-order"
+    )
+    assert (reply.status, reply.problem) == (403, "unauthorized")
+
+
+async def test_fail_bad_algorithm(acme_gateway: AcmeGateway) -> None:
+    client = await acme_gateway.acme()
+    url = client.directory["newAccount"]
+    body = jws(client.key, url, {}, nonce=await client.new_nonce(), alg="HS256")
+    reply = await client.raw(url, json.dumps(body))
+    assert reply.problem == "badSignatureAlgorithm"
+    assert "ES256" in reply.body["algorithms"]
+
+
+async def test_fail_unknown_kid(acme_gateway: AcmeGateway) -> None:
+    client = await acme_gateway.acme()
+    client.kid = client.directory["newAccount"].replace(
+        "new-account", "account/00000000-0000-0000-0000-000000000000"
+    )
+    reply = await client.post(client.directory["newOrder"], {"identifiers": []})
+    assert reply.problem == "accountDoesNotExist"
+
+
+async def test_fail_eab_required_and_bad_mac(acme_gateway: AcmeGateway) -> None:
+    client = await acme_gateway.acme()
+    reply = await client.register(None, None)
+    assert reply.problem == "externalAccountRequired"
+    reply = await client.register(acme_gateway.bootstrap["acme_eab_kid"], b64(b"wrong-key" * 4))
+    assert (reply.status, reply.problem) == (403, "unauthorized")
+    reply = await client.register("kid-unknown", acme_gateway.bootstrap["acme_eab_hmac_key"])
+    assert reply.problem == "unauthorized"
+    # The legacy directory's key does not open the application's directory.
+    reply = await client.register(
+        acme_gateway.bootstrap["legacy_acme_eab_kid"],
+        acme_gateway.bootstrap["legacy_acme_eab_hmac_key"],
+    )
+    assert reply.problem == "unauthorized"
+
+
+async def test_ok_eab_hs512_and_only_return_existing(acme_gateway: AcmeGateway) -> None:
+    client = await acme_gateway.acme()
+    reply = await client.post(
+        client.directory["newAccount"], {"onlyReturnExisting": True}, use_jwk=True
+    )
+    assert reply.problem == "accountDoesNotExist"
+    url = client.directory["newAccount"]
+    binding = eab(
+        acme_gateway.bootstrap["acme_eab_kid"],
+        acme_gateway.bootstrap["acme_eab_hmac_key"],
+        client.key.jwk(),
+        url,
+        alg="HS512",
+    )
+    created = await client.post(url, {"externalAccountBinding": binding}, use_jwk=True)
+    assert created.status == 201
+    again = await client.post(url, {"onlyReturnExisting": True}, use_jwk=True)
+    assert again.status == 200 and again.headers["Location"] == created.headers["Location"]
+
+
+async def test_fail_rejected_identifier_with_subproblems(acme_gateway: AcmeGateway) -> None:
+    client = await acme_gateway.account()
+    reply = await client.post(
+        client.directory["newOrder"],
+        {
+            "identifiers": [
+                {"type": "dns", "value": "ok.example.com"},
+                {"type": "dns", "value": "bad_name!.example.com"},
+                {"type": "ip", "value": "not-an-ip"},
+            ]
+        },
+    )
+    assert reply.problem == "rejectedIdentifier"
+    assert [s["identifier"]["value"] for s in reply.body["subproblems"]] == [
+        "bad_name!.example.com",
+        "not-an-ip",
+    ]
+
+
+async def test_fail_finalize_before_ready_and_csr_mismatch(acme_gateway: AcmeGateway) -> None:
+    client = await acme_gateway.account()
+    order = await client.post(
+        client.directory["newOrder"], {"identifiers": [{"type": "dns", "value": "a.example.com"}]}
+    )
+    der, _ = csr_der(["a.example.com"])
+    early = await client.post(order.body["finalize"], {"csr": b64(der)})
+    assert (early.status, early.problem) == (403, "orderNotReady")
+    ready = await acme_gateway.ready_order(client, ["b.example.com"])
+    assert ready.body["status"] == "ready"
+    other, _ = csr_der(["b.example.com", "c.example.com"])
+    bad = await client.post(ready.body["finalize"], {"csr": b64(other)})
+    assert bad.problem == "badCSR"
+    garbage = await client.post(ready.body["finalize"], {"csr": b64(b"\x30\x03junk")})
+    assert garbage.problem == "badCSR"
+    # Nothing half-written: the order is still ready and can be finalized properly.
+    good, _ = csr_der(["b.example.com"])
+    final = await client.post(ready.body["finalize"], {"csr": b64(good)})
+    assert final.status == 200 and final.body["status"] == "valid", final.body
+
+
+async def test_fail_deactivated_account(acme_gateway: AcmeGateway) -> None:
+    client = await acme_gateway.account()
+    reply = await client.post(client.kid or "", {"status": "deactivated"})
+    assert reply.body["status"] == "deactivated"
+    after = await client.post(client.directory["newOrder"], {"identifiers": []})
+    assert (after.status, after.problem) == (403, "unauthorized")
+
+
+async def test_fail_other_accounts_resources(acme_gateway: AcmeGateway) -> None:
+    alice = await acme_gateway.account()
+    bob = await acme_gateway.account(key=Key.ec())
+    order = await alice.post(
+        alice.directory["newOrder"], {"identifiers": [{"type": "dns", "value": "a.example.com"}]}
+    )
+    peek = await bob.post(order.headers["Location"], None)
+    assert peek.status == 404
+    peek = await bob.post(order.body["authorizations"][0], None)
+    assert peek.status == 404
+
+
+async def test_ok_wildcard_gets_dns01_only(acme_gateway: AcmeGateway) -> None:
+    client = await acme_gateway.account()
+    order = await client.post(
+        client.directory["newOrder"], {"identifiers": [{"type": "dns", "value": "*.example.com"}]}
+    )
+    authz = await client.post(order.body["authorizations"][0], None)
+    assert authz.body["wildcard"] is True
+    assert authz.body["identifier"]["value"] == "example.com"
+    assert [c["type"] for c in authz.body["challenges"]] == ["dns-01"]

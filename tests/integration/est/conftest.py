@@ -1,0 +1,44 @@
+"""An in-process gateway with EST enabled on demo/tls-server.
+
+The test client talks plain HTTP from 127.0.0.1, which `est_gw` lists as a trusted
+TLS-terminating proxy, so client certificates travel in X-SSL-Client-Cert; `plain_gw`
+trusts no proxy (the plain-HTTP rules). Real TLS is covered by test_est_tls.py and e2e.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from est_helpers import EstGateway
+
+from gateway.app import create_app
+from gateway.config import load_config
+
+
+async def _start(aiohttp_client: Any, home: Path, database_url: str, proxies: str) -> EstGateway:
+    environ = {
+        "CERTGATE_HOME": str(home),
+        "CERTGATE_DATABASE__URL": database_url,
+        "CERTGATE_TLS__ENABLED": "false",
+        "CERTGATE_SERVER__PUBLIC_BASE_URL": "http://127.0.0.1:8080",
+    }
+    config = load_config(None, environ=environ)
+    config.server.trusted_proxies = [p for p in proxies.split(",") if p]
+    client = await aiohttp_client(create_app(config, background=False))
+    bootstrap = json.loads((config.home / "bootstrap.json").read_text())
+    gw = EstGateway(client, bootstrap)
+    await gw.enable()
+    return gw
+
+
+@pytest.fixture
+async def est_gw(aiohttp_client: Any, tmp_path: Path, database_url: str) -> EstGateway:
+    return await _start(aiohttp_client, tmp_path / "home", database_url, "127.0.0.1/32,::1")
+
+
+@pytest.fixture
+async def plain_gw(aiohttp_client: Any, tmp_path: Path, database_url: str) -> EstGateway:
+    return await _start(aiohttp_client, tmp_path / "home", database_url, "")

@@ -1,0 +1,86 @@
+"""The EST settings REST API: validation, passphrase handling (hash only, shown once)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from est_helpers import SETTINGS, b64, basic, csr_der
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        pytest.param({"password": "short"}, "8 to 256", id="fail/short"),
+        pytest.param({"password": 12345678}, "8 to 256", id="fail/type"),
+    ],
+)
+async def test_fail_password_rules(est_gw, body: dict, fragment: str) -> None:
+    data = await est_gw.api("POST", SETTINGS + "/password", body, status=400)
+    assert fragment in data["error"]["message"]
+
+
+async def test_fail_unknown_setting(est_gw) -> None:
+    data = await est_gw.api("PATCH", SETTINGS, {"magic": True}, status=400)
+    assert "unknown EST settings" in data["error"]["message"]
+
+
+async def test_ok_passphrase_never_shown_again(est_gw) -> None:
+    created = await est_gw.api("POST", SETTINGS + "/password", {"password": "rotated-pass"}, 201)
+    assert created["password"] == "rotated-pass"
+    view = await est_gw.api("GET", SETTINGS)
+    assert view["has_password"] is True and view["enabled"] is True
+    attached = await est_gw.api("GET", "/api/v1/applications/demo/profiles")
+    audit = await est_gw.api("GET", "/api/v1/audit?limit=200")
+    for blob in (view, attached, audit):
+        text = json.dumps(blob)
+        assert "rotated-pass" not in text and "scrypt$" not in text
+    # The old passphrase stops working at once (rotation); the new one works.
+    der, _ = csr_der()
+    status, _, _ = await est_gw.post("simpleenroll", b64(der), auth=est_gw.basic)
+    assert status == 401
+    status, _, body = await est_gw.post("simpleenroll", b64(der), auth=basic("est", "rotated-pass"))
+    assert status == 200, body
+
+
+async def test_fail_settings_need_a_token(est_gw) -> None:
+    resp = await est_gw.client.patch(SETTINGS, json={"enabled": False})
+    assert resp.status == 401
+
+
+async def test_ok_bootstrap_est_keys(est_gw) -> None:
+    """gateway.admin.est.bootstrap_est: what bootstrap.json gets (DESIGN.md, Contract)."""
+    from gateway.admin import est as est_admin
+    from gateway.admin.audit import SYSTEM
+    from gateway.admin.certificates import resolve
+    from gateway.appkeys import SERVICES
+
+    services = est_gw.client.server.app[SERVICES]
+    target = await resolve(services, "demo", "tls-server")
+    async with services.db.transaction() as tx:
+        data = await est_admin.bootstrap_est(
+            services, tx, SYSTEM, target.application, target.profile, target.profile
+        )
+    assert set(data) == {
+        "est_base_url",
+        "est_label_url",
+        "est_username",
+        "est_password",
+        "legacy_est_base_url",
+        "legacy_est_username",
+        "legacy_est_password",
+    }
+    assert data["est_label_url"].endswith("/.well-known/est/demo.tls-server")
+    assert data["legacy_est_base_url"].endswith(f"/.well-known/est/{target.profile.id}")
+    der, _ = csr_der("boot.example.com")
+    status, _, body = await est_gw.post(
+        "simpleenroll", b64(der), auth=basic(data["est_username"], data["est_password"])
+    )
+    assert status == 200, body
+    status, _, body = await est_gw.post(
+        "simpleenroll",
+        b64(der),
+        base=f"/.well-known/est/{target.profile.id}",
+        auth=basic(data["legacy_est_username"], data["legacy_est_password"]),
+    )
+    assert status == 200, body
