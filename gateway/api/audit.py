@@ -5,7 +5,6 @@ query that application's events only."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -13,9 +12,9 @@ from aiohttp import web
 from gateway.admin.catalog import active_project
 from gateway.admin.certificates import resolve_application
 from gateway.api import serializers as ser
-from gateway.api.common import page_json, pagination, services
+from gateway.api.common import iso_datetime, page_json, pagination, services
 from gateway.api.routing import Permission, Route
-from gateway.core.errors import InvalidInput, NotFound
+from gateway.core.errors import NotFound
 from gateway.core.model import AuditEvent
 from store.filters import AuditFilter
 
@@ -37,19 +36,6 @@ def event_json(e: AuditEvent) -> dict[str, Any]:
     }
 
 
-def _date(request: web.Request, name: str) -> datetime | None:
-    value = request.query.get(name)
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(f"{name} must be an ISO 8601 date-time") from None
-    if parsed.tzinfo is None:
-        raise InvalidInput(f"{name} must include a timezone (e.g. Z)")
-    return parsed
-
-
 def _filter(request: web.Request, application_id: uuid.UUID | None) -> AuditFilter:
     q = request.query
     return AuditFilter(
@@ -57,8 +43,8 @@ def _filter(request: web.Request, application_id: uuid.UUID | None) -> AuditFilt
         actor=q.get("actor") or None,
         action=q.get("action") or None,
         target_id=q.get("target_id") or None,
-        since=_date(request, "since"),
-        until=_date(request, "until"),
+        since=iso_datetime(request.query.get("since"), "since"),
+        until=iso_datetime(request.query.get("until"), "until"),
     )
 
 

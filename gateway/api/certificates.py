@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, cast
 
 from aiohttp import web
 
 from gateway.admin import certificates as certs
 from gateway.api import serializers as ser
-from gateway.api.common import actor, json_body, page_json, pagination, path_uuid, services
+from gateway.api.common import (
+    actor,
+    iso_datetime,
+    json_body,
+    page_json,
+    pagination,
+    path_uuid,
+    services,
+)
 from gateway.api.routing import Permission, Route
 from gateway.core.enrollment import Pending
 from gateway.core.errors import InvalidInput
@@ -37,18 +44,6 @@ async def issue(request: web.Request) -> web.Response:
     return _result(await certs.issue(svc, target, actor(request), body))
 
 
-def _date(value: str | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(f"{name} must be an ISO 8601 date-time") from None
-    if parsed.tzinfo is None:
-        raise InvalidInput(f"{name} must include a timezone (e.g. Z)")
-    return parsed
-
-
 async def list_certificates(request: web.Request) -> web.Response:
     svc = services(request)
     app = await certs.resolve_application(svc, request.match_info["app"])
@@ -69,7 +64,9 @@ async def list_certificates(request: web.Request) -> web.Response:
                 profile_id=profile_id,
                 status=cast(CertificateListStatus | None, status),
                 now=svc.clock.now(),
-                expiring_before=_date(request.query.get("expiring_before"), "expiring_before"),
+                expiring_before=iso_datetime(
+                    request.query.get("expiring_before"), "expiring_before"
+                ),
                 search=request.query.get("q") or None,
             ),
             limit,

@@ -7,6 +7,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -217,3 +218,16 @@ def pagination(request: web.Request) -> tuple[int, int]:
 
 def page_json(items: list[dict[str, Any]], total: int, limit: int, offset: int) -> dict[str, Any]:
     return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+def iso_datetime(value: object, name: str) -> datetime | None:
+    """An ISO 8601 date-time with a timezone ("Z" accepted) from a query or body value."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{name} must be an ISO 8601 date-time") from None
+    if parsed.tzinfo is None:
+        raise InvalidInput(f"{name} must include a timezone (e.g. Z)")
+    return parsed

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.api import serializers as ser
-from gateway.api.common import actor, json_body, path_uuid, services
+from gateway.api.common import actor, iso_datetime, json_body, path_uuid, services
 from gateway.api.routing import Permission, Route
 from gateway.auth import (
     UNSET,
@@ -137,14 +137,7 @@ async def delete(request: web.Request) -> web.Response:
 
 def token_request(body: dict[str, Any]) -> tuple[str, datetime | None]:
     """Name and expiry of a token to create, from a request body."""
-    expires_at = None
-    if body.get("expires_at") is not None:
-        try:
-            expires_at = datetime.fromisoformat(str(body["expires_at"]).replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidInput("expires_at must be an ISO 8601 date-time") from None
-        if expires_at.tzinfo is None:
-            raise InvalidInput("expires_at must include a timezone (e.g. Z)")
+    expires_at = iso_datetime(body.get("expires_at"), "expires_at")
     name = body.get("name", "api")
     if not isinstance(name, str) or not name or len(name) > 200:
         raise InvalidInput("name must be a string of 1 to 200 characters")

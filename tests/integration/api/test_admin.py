@@ -58,7 +58,7 @@ async def test_ok_no_secret_in_raw_database(gateway) -> None:
             serialization.NoEncryption(),
         )
         needles += [der, der[-32:], base64.b64encode(der)[:40]]
-    token_secret = gateway.bootstrap["admin_token"].rsplit("_", 1)[1]
+    token_secret = gateway.bootstrap["admin_token"].split("_", 2)[2]
     needles += [token_secret.encode(), (gateway.config.home / "root.key").read_bytes().strip()]
     gen_key = serialization.load_pem_private_key(issued["private_key_pem"].encode(), None)
     needles.append(
