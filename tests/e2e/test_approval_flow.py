@@ -10,8 +10,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-from store.db import Database
-from store.filters import AuditFilter
 from tests.helpers.x509util import make_csr, openssl_verify
 
 pytestmark = pytest.mark.e2e
@@ -36,28 +34,43 @@ class Api:
             return data, resp.headers
 
 
+async def _member(api: Api, admin: str, app: str, name: str, role: str) -> tuple[str, str]:
+    """A Product Member with `role` in `app`: (principal id, API token)."""
+    principal, _ = await api.call(
+        "POST",
+        "/api/v1/principals",
+        admin,
+        {"name": name, "kind": "user", "product_role": "member"},
+        status=201,
+    )
+    token, _ = await api.call(
+        "POST", f"/api/v1/principals/{principal['id']}/tokens", admin, {}, status=201
+    )
+    await api.call(
+        "POST",
+        f"/api/v1/applications/{app}/members",
+        admin,
+        {"principal": principal["id"], "role": role},
+        status=201,
+    )
+    return principal["id"], token["token"]
+
+
 async def test_ok_one_step_approval_end_to_end(served, tmp_path: Path) -> None:
+    """Issue 3, "done when": an Operator asks under a one-step approval policy, gets 202,
+    the named approver approves, the Operator downloads; the audit log names each actor."""
     boot = served.bootstrap
     admin = boot["admin_token"]
     app, profile = boot["application"], boot["profile"]
     async with aiohttp.ClientSession() as session:
         api = Api(session, boot["base_url"])
-        approver, _ = await api.call(
-            "POST",
-            "/api/v1/principals",
-            admin,
-            {"name": "approver", "kind": "user", "product_role": "admin"},
-            status=201,
-        )
-        token, _ = await api.call(
-            "POST", f"/api/v1/principals/{approver['id']}/tokens", admin, {}, status=201
-        )
-        approver_token = token["token"]
+        _, operator = await _member(api, admin, app, "olga", "operator")
+        approver_id, approver = await _member(api, admin, app, "victor", "operator")
         await api.call(
             "PUT",
             f"/api/v1/applications/{app}/profiles/{profile}/approval-policy",
             admin,
-            {"steps": [{"approvers": [approver["id"]], "required": 1}]},
+            {"steps": [{"approvers": [approver_id], "required": 1}]},
             status=201,
         )
 
@@ -65,37 +78,34 @@ async def test_ok_one_step_approval_end_to_end(served, tmp_path: Path) -> None:
         pending, headers = await api.call(
             "POST",
             f"/api/v1/applications/{app}/profiles/{profile}/certificates",
-            admin,
+            operator,
             {"csr": csr},
             status=202,
         )
         assert pending["status"] == "pending" and int(headers["Retry-After"]) > 0
         request_path = f"/api/v1/applications/{app}/requests/{pending['request_id']}"
-        waiting, _ = await api.call("GET", request_path, admin)
+        waiting, _ = await api.call("GET", request_path, operator)
         assert waiting["state"] == "open" and "certificate_pem" not in waiting
+        # The requester is not an approver of its own request.
+        await api.call("POST", request_path + "/approve", operator, {}, status=403)
 
-        approved, _ = await api.call("POST", request_path + "/approve", approver_token, {})
+        approved, _ = await api.call("POST", request_path + "/approve", approver, {})
         assert approved["state"] == "issued"
 
-        fetched, _ = await api.call("GET", request_path, admin)
+        fetched, _ = await api.call("GET", request_path, operator)
+        audit, _ = await api.call("GET", f"/api/v1/applications/{app}/audit?limit=50", operator)
     assert fetched["state"] == "issued" and fetched["certificate_id"] == approved["certificate_id"]
     root = (served.home / "root-ca.pem").read_text()
     result = openssl_verify(tmp_path, root, fetched["chain_pem"], fetched["certificate_pem"])
     assert result.returncode == 0, result.stdout + result.stderr
 
-    db = Database.create(served.env["CERTGATE_DATABASE__URL"])
-    try:
-        async with db.transaction(read_only=True) as tx:
-            request_events = await tx.audit.list(AuditFilter(target_id=pending["request_id"]))
-            cert_events = await tx.audit.list(AuditFilter(target_id=fetched["certificate_id"]))
-    finally:
-        await db.close()
-    trail = [(e.action, e.actor) for e in reversed(request_events.items)]
+    trail = [
+        (e["action"], e["actor"])
+        for e in reversed(audit["items"])
+        if e["target_id"] in (pending["request_id"], fetched["certificate_id"])
+    ]
     assert trail == [
-        ("request.created", "principal:admin"),
-        ("request.approved", "principal:approver"),
+        ("request.created", "principal:olga"),
+        ("request.approved", "principal:victor"),
+        ("certificate.issued", "principal:olga"),
     ]
-    assert [(e.action, e.actor) for e in cert_events.items] == [
-        ("certificate.issued", "principal:admin")
-    ]
-    assert cert_events.items[0].details["request_id"] == pending["request_id"]
