@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -22,6 +23,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import cpu_seconds
 
 
 def make_csrs(count: int) -> list[str]:
@@ -37,12 +41,6 @@ def make_csrs(count: int) -> list[str]:
         )
         out.append(csr.public_bytes(serialization.Encoding.PEM).decode())
     return out
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 async def run(args: argparse.Namespace) -> dict[str, float]:
