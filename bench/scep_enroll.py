@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import sys
@@ -94,13 +95,22 @@ def pick_ra(der: bytes) -> x509.Certificate:
 
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", required=True, help="SCEP URL (…/scep)")
-    parser.add_argument("--challenge", required=True)
+    parser.add_argument("--url", help="SCEP URL (…/scep); default scep_url of --home")
+    parser.add_argument("--challenge", help="default scep_challenge of --home")
+    parser.add_argument("--home", type=Path, help="gateway home with bootstrap.json (run.sh)")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients")
     parser.add_argument("--count", type=int, default=200, help="enrollments in total")
-    parser.add_argument("--server-pid", type=int, help="gateway PID, for CPU per certificate")
+    parser.add_argument(
+        "--server-pid", "--pid", type=int, help="gateway PID, for CPU per certificate"
+    )
     parser.add_argument("--domain", default="test", help="CN suffix the policy allows")
     args = parser.parse_args()
+    if args.home is not None:
+        boot = json.loads((args.home / "bootstrap.json").read_text())
+        args.url = args.url or boot["scep_url"]
+        args.challenge = args.challenge or boot["scep_challenge"]
+    if not args.url or not args.challenge:
+        parser.error("--url and --challenge (or --home) are required")
 
     async with aiohttp.ClientSession() as session:
         async with session.get(args.url, params={"operation": "GetCACert"}) as resp:

@@ -68,9 +68,14 @@ class Authenticator:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("expected 'Authorization: Bearer <token>'")
         token_id, secret = _split(token.strip())
-        async with self._db.transaction(read_only=True) as tx:
+
+        async def load(tx: Tx) -> tuple[ApiToken | None, Principal | None]:
             row = await tx.tokens.get(token_id)
-            principal = await tx.principals.get(row.principal_id) if row else None
+            return row, await tx.principals.get(row.principal_id) if row else None
+
+        # Through the read cache (store.cache): revoking a token or disabling a principal
+        # is a configuration write, which drops it.
+        row, principal = await self._db.cached(("token", token_id), load)
         # Same message for every failure before the secret is proven: a caller learns
         # nothing about which part was wrong. A deleted principal's tokens are deleted
         # with it, so they land here too.

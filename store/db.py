@@ -18,20 +18,22 @@ queue behind writers at all (do not write in those).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
+from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
     create_async_engine,
 )
 
+from store import sqlite_inline
+from store.cache import ConfigCache, writes_config
 from store.repos import (
     ApplicationRepository,
     AttachmentRepository,
@@ -55,10 +57,13 @@ from store.repos.scep import ScepRepository
 if TYPE_CHECKING:
     from gateway.core.ports import TransactionFactory, UnitOfWork
 
+T = TypeVar("T")
+
 # Execution option read by the SQLite "begin" hook; set to DEFERRED for read-only work.
 _SQLITE_BEGIN = "certgate_sqlite_begin"
 _SQLITE_BEGIN_MODES = {"IMMEDIATE", "DEFERRED"}
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+_INLINE_BUSY_TIMEOUT_MS = 20
 _SQLITE_PRAGMAS = (
     # busy_timeout first: switching to WAL needs a lock another connection may hold.
     f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
@@ -92,11 +97,49 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-def _sqlite_on_begin(conn: Connection) -> None:
+def _sqlite_on_connect_inline(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_on_connect(dbapi_connection, record)
+    cursor = dbapi_connection.cursor()
+    try:
+        # Any wait for another process's lock would stop the event loop: keep SQLite's
+        # own wait short; BEGIN IMMEDIATE waits on the loop instead (store.sqlite_inline).
+        cursor.execute(f"PRAGMA busy_timeout={_INLINE_BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()
+
+
+def _begin_mode(conn: Connection) -> str:
     mode = conn.get_execution_options().get(_SQLITE_BEGIN, "IMMEDIATE")
     if mode not in _SQLITE_BEGIN_MODES:
         raise ValueError(f"bad {_SQLITE_BEGIN} option {mode!r}")
-    conn.exec_driver_sql(f"BEGIN {mode}")
+    return str(mode)
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    conn.exec_driver_sql(f"BEGIN {_begin_mode(conn)}")
+
+
+def _sqlite_on_begin_inline(conn: Connection) -> None:
+    mode = _begin_mode(conn)
+    if mode == "IMMEDIATE":
+        sqlite_inline.begin_immediate(conn, SQLITE_BUSY_TIMEOUT_MS / 1000, _INLINE_BUSY_TIMEOUT_MS)
+    else:
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+# Connection.info flag: this transaction wrote a configuration table (see store.cache).
+_CONFIG_WRITTEN = "certgate_config_written"
+
+
+def _note_config_write(
+    conn: Connection, _cursor: Any, statement: str, *_args: Any, **_kw: Any
+) -> None:
+    if writes_config(statement):
+        conn.info[_CONFIG_WRITTEN] = True
+
+
+def _forget_config_write(conn: Connection) -> None:
+    conn.info.pop(_CONFIG_WRITTEN, None)
 
 
 def create_engine(url: str | URL, *, echo: bool = False) -> AsyncEngine:
@@ -107,9 +150,20 @@ def create_engine(url: str | URL, *, echo: bool = False) -> AsyncEngine:
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(parsed, echo=echo, pool_size=5, max_overflow=15)
-        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
-        event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
+        inline = database not in (None, "", ":memory:") and not str(database).startswith("file:")
+        options: dict[str, Any] = {"echo": echo, "pool_size": 5, "max_overflow": 15}
+        if inline and database is not None:
+            # On the loop's thread (store.sqlite_inline); BEGIN IMMEDIATE waits there.
+            options["async_creator"] = sqlite_inline.creator(database)
+        engine = create_async_engine(parsed, **options)
+        event.listen(
+            engine.sync_engine,
+            "connect",
+            _sqlite_on_connect_inline if inline else _sqlite_on_connect,
+        )
+        event.listen(
+            engine.sync_engine, "begin", _sqlite_on_begin_inline if inline else _sqlite_on_begin
+        )
         return engine
     if backend == "postgresql":
         return create_async_engine(
@@ -124,32 +178,90 @@ def create_engine(url: str | URL, *, echo: bool = False) -> AsyncEngine:
 
 
 class Tx:
-    """One transaction (one AsyncSession) and the repositories that work inside it.
+    """One transaction (one connection) and the repositories that work inside it.
 
-    Satisfies gateway.core.ports.UnitOfWork. `session` is there for the rare query no
-    repository offers; prefer adding a repository method.
+    Satisfies gateway.core.ports.UnitOfWork. `session` (the AsyncConnection) is there for
+    the rare query no repository offers; prefer adding a repository method. Repositories
+    are made on first use: most transactions touch one or two of them. Core connections,
+    not ORM sessions: there are no mapped classes, and a session's unit-of-work machinery
+    costs about a third more CPU per statement.
     """
 
-    def __init__(self, session: AsyncSession, dialect: str) -> None:
+    def __init__(self, session: AsyncConnection, dialect: str) -> None:
         self.session = session
-        self.organizations = OrganizationRepository(session, dialect)
-        self.projects = ProjectRepository(session, dialect)
-        self.cas = CARepository(session, dialect)
-        self.policies = PolicyRepository(session, dialect)
-        self.profiles = ProfileRepository(session, dialect)
-        self.applications = ApplicationRepository(session, dialect)
-        self.attachments = AttachmentRepository(session, dialect)
-        self.certificates = CertificateRepository(session, dialect)
-        self.principals = PrincipalRepository(session, dialect)
-        self.tokens = TokenRepository(session, dialect)
-        self.secrets = SecretRepository(session, dialect)
-        self.crls = CrlRepository(session, dialect)
-        self.audit = AuditRepository(session, dialect)
-        self.members = MemberRepository(session, dialect)
-        self.approval_policies = ApprovalPolicyRepository(session, dialect)
-        self.requests = RequestRepository(session, dialect)
-        self.acme = AcmeRepository(session, dialect)
-        self.scep = ScepRepository(session, dialect)
+        self._dialect = dialect
+
+    @cached_property
+    def organizations(self) -> OrganizationRepository:
+        return OrganizationRepository(self.session, self._dialect)
+
+    @cached_property
+    def projects(self) -> ProjectRepository:
+        return ProjectRepository(self.session, self._dialect)
+
+    @cached_property
+    def cas(self) -> CARepository:
+        return CARepository(self.session, self._dialect)
+
+    @cached_property
+    def policies(self) -> PolicyRepository:
+        return PolicyRepository(self.session, self._dialect)
+
+    @cached_property
+    def profiles(self) -> ProfileRepository:
+        return ProfileRepository(self.session, self._dialect)
+
+    @cached_property
+    def applications(self) -> ApplicationRepository:
+        return ApplicationRepository(self.session, self._dialect)
+
+    @cached_property
+    def attachments(self) -> AttachmentRepository:
+        return AttachmentRepository(self.session, self._dialect)
+
+    @cached_property
+    def certificates(self) -> CertificateRepository:
+        return CertificateRepository(self.session, self._dialect)
+
+    @cached_property
+    def principals(self) -> PrincipalRepository:
+        return PrincipalRepository(self.session, self._dialect)
+
+    @cached_property
+    def tokens(self) -> TokenRepository:
+        return TokenRepository(self.session, self._dialect)
+
+    @cached_property
+    def secrets(self) -> SecretRepository:
+        return SecretRepository(self.session, self._dialect)
+
+    @cached_property
+    def crls(self) -> CrlRepository:
+        return CrlRepository(self.session, self._dialect)
+
+    @cached_property
+    def audit(self) -> AuditRepository:
+        return AuditRepository(self.session, self._dialect)
+
+    @cached_property
+    def members(self) -> MemberRepository:
+        return MemberRepository(self.session, self._dialect)
+
+    @cached_property
+    def approval_policies(self) -> ApprovalPolicyRepository:
+        return ApprovalPolicyRepository(self.session, self._dialect)
+
+    @cached_property
+    def requests(self) -> RequestRepository:
+        return RequestRepository(self.session, self._dialect)
+
+    @cached_property
+    def acme(self) -> AcmeRepository:
+        return AcmeRepository(self.session, self._dialect)
+
+    @cached_property
+    def scep(self) -> ScepRepository:
+        return ScepRepository(self.session, self._dialect)
 
 
 class Database:
@@ -165,9 +277,14 @@ class Database:
         elif self._dialect == "postgresql":
             read_engine = engine.execution_options(postgresql_readonly=True)
         self._read_engine = read_engine
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-        self._read_sessions = async_sessionmaker(read_engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self._dialect == "sqlite" else None
+        self.cache = ConfigCache(self)
+        event.listen(engine.sync_engine, "before_cursor_execute", _note_config_write)
+        event.listen(engine.sync_engine, "rollback", _forget_config_write)
+
+    async def cached(self, key: Hashable, load: Callable[[Tx], Awaitable[T]]) -> T:
+        """A configuration read through the process's read cache (store.cache)."""
+        return await self.cache.get(key, load)
 
     @classmethod
     def create(cls, url: str, *, echo: bool = False) -> Database:
@@ -190,11 +307,16 @@ class Database:
         never waits for writers. Never write inside one.
         """
         if read_only:
-            async with self._read_sessions() as session, session.begin():
-                yield Tx(session, self._dialect)
+            async with self._read_engine.connect() as conn, conn.begin():
+                yield Tx(conn, self._dialect)
             return
-        async with self._writer_turn(), self._sessions() as session, session.begin():
-            yield Tx(session, self._dialect)
+        async with self._writer_turn(), self._engine.connect() as conn:
+            async with conn.begin():
+                yield Tx(conn, self._dialect)
+                wrote_config = conn.info.pop(_CONFIG_WRITTEN, False)
+            # After the commit, so that nothing this process reads next is older than it.
+            if wrote_config:
+                self.cache.invalidate()
 
     @asynccontextmanager
     async def _writer_turn(self) -> AsyncIterator[None]:

@@ -273,4 +273,10 @@ audit_events = Table(
 
 # Tables of later features live in their own modules on the same metadata; importing them
 # here makes `metadata` complete for whoever imports store.tables.
-from store import tables_access, tables_acme, tables_approvals, tables_scep  # noqa: E402, F401
+from store import (  # noqa: E402, F401
+    tables_access,
+    tables_acme,
+    tables_approvals,
+    tables_cache,
+    tables_scep,
+)

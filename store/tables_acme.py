@@ -90,5 +90,9 @@ acme_challenges = Table(
     Column("validated", UtcDateTime(), nullable=True),
     Column("error", JSON(), nullable=True),
     Column("position", Integer(), nullable=False),
+    # When validation began (status `processing`); the sweeper ends validations a crashed
+    # process left behind (migration 0006).
+    Column("started_at", UtcDateTime(), nullable=True),
     Index(None, "authorization_id"),
+    Index("ix_acme_challenges_status_started_at", "status", "started_at"),
 )

@@ -10,7 +10,9 @@ terms_of_service.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import ipaddress
 import json
 import secrets
@@ -28,6 +30,7 @@ from gateway.appkeys import SERVICES
 from gateway.core.acme import (
     DEFAULT_VALIDATION_NETWORKS,
     AcmeEndpoint,
+    ApprovalOutcome,
     ChallengeType,
 )
 from gateway.core.errors import InvalidInput, NotFound
@@ -42,6 +45,7 @@ from gateway.core.model import (
 from gateway.pki.kms import secret_aad
 from protocols.acme.routes import PREFIXES
 from protocols.acme.server import AcmeDeps, AcmeServer, ValidationSettings
+from protocols.acme.sweeper import sweep_forever
 from store.db import Tx
 
 ACME = EnrollmentMethod.ACME.value
@@ -158,18 +162,21 @@ class Endpoints:
 
 
 class ApprovalOutcomes:
-    """gateway.core.acme.PendingRequests over the approval requests table."""
+    """gateway.core.acme.PendingRequests over the enrollment core: `fetch_request` is what
+    every requester polls (it also expires a request past its window and issues an approved
+    one whose CA was unavailable at approval time)."""
 
     def __init__(self, services: Services) -> None:
         self._services = services
 
-    async def outcome(self, request_id: uuid.UUID) -> tuple[str, uuid.UUID | None]:
-        async with self._services.db.transaction(read_only=True) as tx:
-            getter = getattr(tx.requests, "get", None)
-            request = await getter(request_id) if getter is not None else None
-        if request is None:
-            return "open", None
-        return str(request.state.value), request.certificate_id
+    async def outcome(self, request_id: uuid.UUID) -> ApprovalOutcome:
+        try:
+            request, certificate = await self._services.enrollment.fetch_request(request_id)
+        except NotFound:
+            return ApprovalOutcome(None)
+        return ApprovalOutcome(
+            request.state, certificate.id if certificate is not None else None, request.comment
+        )
 
 
 def _owner(scope: str) -> str:
@@ -284,7 +291,8 @@ def legacy_directory_path(profile_id: uuid.UUID) -> str:
 
 def binder(server: AcmeServer) -> Callable[[web.Application], AsyncIterator[None]]:
     """A cleanup_ctx that binds the front-end's dependencies once the services are open
-    (append it after the services context) and stops its validation tasks at shutdown."""
+    (append it after the services context), runs the sweeper of stuck validations, and
+    stops both at shutdown."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         services = app[SERVICES]
@@ -306,7 +314,12 @@ def binder(server: AcmeServer) -> Callable[[web.Application], AsyncIterator[None
                 ),
             )
         )
+        # Validations a crashed process left `processing` (protocols.acme.sweeper).
+        sweeper = asyncio.create_task(sweep_forever(server))
         yield
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
         await server.close()
 
     return ctx

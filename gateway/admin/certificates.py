@@ -26,6 +26,7 @@ from gateway.core.model import (
     RevocationReason,
 )
 from gateway.pki.keys import build_csr, generate_private_key, private_key_to_pem
+from store.db import Tx
 
 # Subject attributes accepted for server-side key generation, by short name.
 _SUBJECT_OIDS = {
@@ -52,7 +53,7 @@ class IssueResult:
 
 
 async def resolve(services: Services, app_slug: str, profile_slug: str) -> Target:
-    async with services.db.transaction(read_only=True) as tx:
+    async def load(tx: Tx) -> Target:
         project = await active_project(tx)
         app = await tx.applications.get_by_slug(project.id, app_slug)
         if app is None:
@@ -60,13 +61,17 @@ async def resolve(services: Services, app_slug: str, profile_slug: str) -> Targe
         profile = await tx.profiles.get_by_slug(project.id, profile_slug)
         if profile is None or await tx.attachments.get(app.id, profile.id) is None:
             raise NotFound(f"profile '{profile_slug}' is not attached to application '{app_slug}'")
-    return Target(app, profile)
+        return Target(app, profile)
+
+    return await services.db.cached(("target", app_slug, profile_slug), load)
 
 
 async def resolve_application(services: Services, app_slug: str) -> Application:
-    async with services.db.transaction(read_only=True) as tx:
+    async def load(tx: Tx) -> Application | None:
         project = await active_project(tx)
-        app = await tx.applications.get_by_slug(project.id, app_slug)
+        return await tx.applications.get_by_slug(project.id, app_slug)
+
+    app = await services.db.cached(("application", app_slug), load)
     if app is None:
         raise NotFound(f"application '{app_slug}' not found")
     return app

@@ -33,8 +33,10 @@ from gateway.core.est import (
 from gateway.core.model import (
     Application,
     Certificate,
+    CertificateAuthority,
     CertificateStatus,
     EnrollmentMethod,
+    Policy,
     PolicyRules,
     Profile,
     ProfileAttachment,
@@ -84,11 +86,16 @@ class EstGateway:
         self._verified: dict[str, bytes] = {}
 
     async def resolve(self, application: str, profile: str) -> EstTarget:
+        target, _ = await self._resolve(application, profile)
+        return target
+
+    async def _resolve(self, application: str, profile: str) -> tuple[EstTarget, Secret | None]:
         missing = NotFound(
             f"no EST enrollment at application '{application}', profile '{profile}' "
             "(unknown application or profile, profile not attached, or EST not enabled)"
         )
-        async with self.services.db.transaction(read_only=True) as tx:
+
+        async def load(tx: Tx) -> tuple[EstTarget, Secret | None]:
             project = await active_project(tx)
             app = await tx.applications.get_by_slug(project.id, application)
             prof = await tx.profiles.get_by_slug(project.id, profile)
@@ -103,28 +110,38 @@ class EstGateway:
             secret = await tx.secrets.get_by_owner(
                 attachment_owner(attachment.id), PASSWORD_PURPOSE
             )
-        return EstTarget(f"{application}.{profile}", prof, app, settings, secret is not None)
+            label = f"{application}.{profile}"
+            return EstTarget(label, prof, app, settings, secret is not None), secret
+
+        # Configuration, read on every request: through the read cache (store.cache).
+        return await self.services.db.cached(("est", application, profile), load)
 
     async def resolve_legacy(self, profile_id: uuid.UUID) -> EstTarget:
-        async with self.services.db.transaction(read_only=True) as tx:
+        target, _ = await self._legacy(profile_id)
+        return target
+
+    async def _legacy(self, profile_id: uuid.UUID) -> tuple[EstTarget, Secret | None]:
+        async def load(tx: Tx) -> tuple[EstTarget, Secret | None]:
             prof = await tx.profiles.get(profile_id)
             settings = _settings(prof.enrollment.get(EST) if prof else None, str(profile_id))
             if prof is None or not settings.enabled:
                 raise NotFound(f"no EST enrollment for profile {profile_id}")
             secret = await tx.secrets.get_by_owner(profile_owner(prof.id), PASSWORD_PURPOSE)
-        return EstTarget(str(profile_id), prof, None, settings, secret is not None)
+            return EstTarget(str(profile_id), prof, None, settings, secret is not None), secret
+
+        return await self.services.db.cached(("est-legacy", profile_id), load)
 
     async def ca_certificates(self, target: EstTarget) -> list[x509.Certificate]:
-        async with self.services.db.transaction(read_only=True) as tx:
-            ca = await tx.cas.get(target.profile.ca_id)
+        async def load(tx: Tx) -> CertificateAuthority | None:
+            return await tx.cas.get(target.profile.ca_id)
+
+        ca = await self.services.db.cached(("ca", target.profile.ca_id), load)
         if ca is None:
             raise NotFound(f"the CA of profile '{target.profile.slug}' no longer exists")
         return x509.load_pem_x509_certificates(ca.full_chain_pem.encode())
 
     async def check_password(self, target: EstTarget, username: str, password: str) -> bool:
-        owner = await self._owner(target)
-        async with self.services.db.transaction(read_only=True) as tx:
-            secret = await tx.secrets.get_by_owner(owner, PASSWORD_PURPOSE)
+        secret = await self._password_secret(target)
         if secret is None:
             return False
         stored = (
@@ -145,14 +162,14 @@ class EstGateway:
         self._verified[stored] = digest
         return user_ok
 
-    async def _owner(self, target: EstTarget) -> str:
+    async def _password_secret(self, target: EstTarget) -> Secret | None:
+        """The stored passphrase hash of the target as it is now (a rotation drops the
+        cached target, store.cache)."""
         if target.application is None:
-            return profile_owner(target.profile.id)
-        async with self.services.db.transaction(read_only=True) as tx:
-            attachment = await tx.attachments.get(target.application.id, target.profile.id)
-        if attachment is None:
-            raise NotFound("the profile is no longer attached")
-        return attachment_owner(attachment.id)
+            _, secret = await self._legacy(target.profile.id)
+            return secret
+        _, secret = await self._resolve(target.application.slug, target.profile.slug)
+        return secret
 
     async def current_certificate(self, target: EstTarget, cert: x509.Certificate) -> Certificate:
         async with self.services.db.transaction(read_only=True) as tx:
@@ -193,8 +210,10 @@ class EstGateway:
         return None  # §3.3.2: a certificate we issued for this target also identifies it
 
     async def policy(self, target: EstTarget) -> PolicyRules:
-        async with self.services.db.transaction(read_only=True) as tx:
-            policy = await tx.policies.get(target.profile.policy_id)
+        async def load(tx: Tx) -> Policy | None:
+            return await tx.policies.get(target.profile.policy_id)
+
+        policy = await self.services.db.cached(("policy", target.profile.policy_id), load)
         if policy is None:
             raise NotFound(f"the policy of profile '{target.profile.slug}' no longer exists")
         return policy.rules

@@ -13,8 +13,8 @@ import dataclasses
 import hashlib
 import hmac
 import logging
-import time
 import uuid
+from typing import cast
 
 from cryptography import x509
 
@@ -27,11 +27,14 @@ from gateway.core.enrollment import EnrollmentRequest, Issued
 from gateway.core.errors import CAUnavailable, DomainError, DuplicateSerial, NotFound
 from gateway.core.model import (
     Certificate,
+    CertificateAuthority,
     CertificateStatus,
     EnrollmentMethod,
     RequestState,
+    Secret,
     new_id,
 )
+from gateway.core.ports import UnitOfWork
 from gateway.core.scep import (
     STALE_PROCESSING,
     CertRequest,
@@ -52,72 +55,62 @@ from gateway.pki.passwords import verify_secret
 from store.db import Tx
 
 log = logging.getLogger("certgate.scep")
+
+
+class _Moved(Exception):
+    """The SCEP transaction left the state this enrollment claimed it in."""
+
+
 _CACHE_LIMIT = 4096
-# Targets and RAs are re-read from the store at most this often per process: a device
-# enrolling in a loop costs no lookups, and settings or RA changes apply within it.
-REFRESH_SECONDS = 2.0
 
 
 class ScepGateway:
     def __init__(self, services: Services) -> None:
         self.services = services
-        self._ra: dict[str, tuple[float, uuid.UUID, RaCredentials]] = {}
-        self._targets: dict[tuple[str, ...], tuple[float, ScepTarget]] = {}
-        self._static: dict[str, tuple[float, str | None]] = {}
+        # RA credentials by the id of the secret holding them: loading an RSA key costs
+        # milliseconds, and a rotation stores a new secret (new id), so a hit is current.
+        self._ra: dict[uuid.UUID, RaCredentials] = {}
         # stored scrypt hash -> sha256(hash, challenge) of the last challenge that verified:
         # scrypt runs once per challenge and process, not once per enrollment.
         self._verified: dict[str, bytes] = {}
 
-    # ---- targets ----------------------------------------------------------------------
-
-    def _cached(self, key: tuple[str, ...]) -> ScepTarget | None:
-        hit = self._targets.get(key)
-        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
-
-    def _remember(self, key: tuple[str, ...], target: ScepTarget) -> ScepTarget:
-        if len(self._targets) >= _CACHE_LIMIT:
-            self._targets.clear()
-        self._targets[key] = (time.monotonic() + REFRESH_SECONDS, target)
-        return target
+    # ---- targets (configuration: through the read cache, store.cache) -----------------
 
     async def resolve(self, application: str, profile: str) -> ScepTarget:
-        cached = self._cached(("app", application, profile))
-        if cached is not None:
-            return cached
-        missing = NotFound(
-            f"no SCEP enrollment at application '{application}', profile '{profile}'"
-        )
-        async with self.services.db.transaction(read_only=True) as tx:
+        async def load(tx: Tx) -> ScepTarget:
             project = await active_project(tx)
             app = await tx.applications.get_by_slug(project.id, application)
             prof = await tx.profiles.get_by_slug(project.id, profile)
             attachment = await tx.attachments.get(app.id, prof.id) if app and prof else None
-        if app is None or prof is None or attachment is None:
-            raise missing
-        if not scep_admin.enabled(attachment.methods.get(scep_admin.SCEP)):
-            raise missing
-        owner = scep_admin.attachment_owner(attachment.id)
-        target = ScepTarget(f"{application}/{profile}", owner, prof, app)
-        return self._remember(("app", application, profile), target)
+            if app is None or prof is None or attachment is None:
+                raise missing
+            if not scep_admin.enabled(attachment.methods.get(scep_admin.SCEP)):
+                raise missing
+            owner = scep_admin.attachment_owner(attachment.id)
+            return ScepTarget(f"{application}/{profile}", owner, prof, app)
+
+        missing = NotFound(
+            f"no SCEP enrollment at application '{application}', profile '{profile}'"
+        )
+        return await self.services.db.cached(("scep", application, profile), load)
 
     async def resolve_legacy(self, profile_id: uuid.UUID) -> ScepTarget:
-        cached = self._cached(("legacy", str(profile_id)))
-        if cached is not None:
-            return cached
-        async with self.services.db.transaction(read_only=True) as tx:
+        async def load(tx: Tx) -> ScepTarget:
             prof = await tx.profiles.get(profile_id)
-        if prof is None or not scep_admin.enabled(prof.enrollment.get(scep_admin.SCEP)):
-            raise NotFound(f"no SCEP enrollment for profile {profile_id}")
-        target = ScepTarget(str(profile_id), scep_admin.profile_owner(prof.id), prof, None)
-        return self._remember(("legacy", str(profile_id)), target)
+            if prof is None or not scep_admin.enabled(prof.enrollment.get(scep_admin.SCEP)):
+                raise NotFound(f"no SCEP enrollment for profile {profile_id}")
+            return ScepTarget(str(profile_id), scep_admin.profile_owner(prof.id), prof, None)
+
+        return await self.services.db.cached(("scep-legacy", profile_id), load)
 
     async def ra(self, target: ScepTarget) -> RaCredentials:
-        cached = self._ra.get(target.scope)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[2]
-        async with self.services.db.transaction(read_only=True) as tx:
-            secret = await tx.secrets.get_by_owner(target.scope, scep_admin.RA_PURPOSE)
-            ca = await tx.cas.get(target.profile.ca_id)
+        async def load(tx: Tx) -> tuple[Secret | None, CertificateAuthority | None]:
+            return (
+                await tx.secrets.get_by_owner(target.scope, scep_admin.RA_PURPOSE),
+                await tx.cas.get(target.profile.ca_id),
+            )
+
+        secret, ca = await self.services.db.cached(("scep-ra", target.scope), load)
         if ca is None:
             raise CAUnavailable(f"the CA of profile '{target.profile.slug}' no longer exists")
         if secret is None:
@@ -129,16 +122,15 @@ class ScepGateway:
                     await scep_admin.create_ra(self.services, tx, enrollment)
                     secret = await tx.secrets.get_by_owner(target.scope, scep_admin.RA_PURPOSE)
             assert secret is not None
-        expires = time.monotonic() + REFRESH_SECONDS
-        if cached is not None and cached[1] == secret.id:
-            self._ra[target.scope] = (expires, secret.id, cached[2])
-            return cached[2]
+        cached = self._ra.get(secret.id)
+        if cached is not None:
+            return cached
         key, cert = await scep_admin.load_ra(self.services, secret)
         chain = tuple(x509.load_pem_x509_certificates(ca.full_chain_pem.encode()))
         credentials = RaCredentials(cert, key, chain)
         if len(self._ra) >= _CACHE_LIMIT:
             self._ra.clear()
-        self._ra[target.scope] = (expires, secret.id, credentials)
+        self._ra[secret.id] = credentials
         return credentials
 
     async def _enrollment(self, tx: Tx, target: ScepTarget) -> scep_admin.Enrollment:
@@ -230,6 +222,17 @@ class ScepGateway:
         source_ip: str | None = None,
     ) -> Outcome:
         expected = record.state
+        marked: list[uuid.UUID] = []
+
+        async def mark_issued(uow: UnitOfWork, certificate: Certificate) -> None:
+            # The transaction's outcome commits with the certificate: a retry can never
+            # find a certificate without its record, nor a record moved on by another
+            # process (a stale claim taken over) get a second certificate.
+            issued = self._moved(record, TransactionState.ISSUED, certificate_id=certificate.id)
+            if not await cast(Tx, uow).scep.update(issued, expected):
+                raise _Moved
+            marked.append(certificate.id)
+
         try:
             outcome = await self.services.enrollment.enroll(
                 EnrollmentRequest(
@@ -240,8 +243,15 @@ class ScepGateway:
                     method=EnrollmentMethod.SCEP,
                     source_ip=source_ip,
                     renewed_from=record.renewed_from,
-                )
+                ),
+                also=mark_issued,
             )
+        except _Moved:
+            async with self.services.db.transaction(read_only=True) as tx:
+                current = await tx.scep.get(record.scope, record.transaction_id, record.request_key)
+            if current is None or current.state is TransactionState.PROCESSING:
+                return Outcome.pending("the request is being processed")
+            return await self._replay(target, current)
         except (CAUnavailable, DuplicateSerial) as err:
             # Transient: forget the claim so that the client's retry tries again.
             if expected is TransactionState.PROCESSING:
@@ -258,10 +268,12 @@ class ScepGateway:
                     await tx.scep.delete(record.id)
             raise
         if isinstance(outcome, Issued):
-            issued = self._moved(
-                record, TransactionState.ISSUED, certificate_id=outcome.certificate.id
-            )
-            await self._store(issued, expected)
+            if outcome.certificate.id not in marked:
+                # Finished an earlier approved request (Resume): record it here.
+                issued = self._moved(
+                    record, TransactionState.ISSUED, certificate_id=outcome.certificate.id
+                )
+                await self._store(issued, expected)
             return _success(outcome.certificate)
         pending = self._moved(record, TransactionState.PENDING, request_id=outcome.request_id)
         await self._store(pending, expected)
@@ -354,22 +366,18 @@ class ScepGateway:
         return stored.id
 
     async def _static_hash(self, target: ScepTarget) -> str | None:
-        """The static challenge's scrypt hash (re-read at most every REFRESH_SECONDS)."""
-        hit = self._static.get(target.scope)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
-        async with self.services.db.transaction(read_only=True) as tx:
-            secret = await tx.secrets.get_by_owner(target.scope, scep_admin.CHALLENGE_PURPOSE)
-        stored = None
-        if secret is not None:
-            plain = await self.services.kms.decrypt(
-                secret.project_id, secret.ciphertext, secret_aad(secret.id)
-            )
-            stored = plain.decode()
-        if len(self._static) >= _CACHE_LIMIT:
-            self._static.clear()
-        self._static[target.scope] = (time.monotonic() + REFRESH_SECONDS, stored)
-        return stored
+        """The static challenge's scrypt hash, as stored now."""
+
+        async def load(tx: Tx) -> Secret | None:
+            return await tx.secrets.get_by_owner(target.scope, scep_admin.CHALLENGE_PURPOSE)
+
+        secret = await self.services.db.cached(("scep-challenge", target.scope), load)
+        if secret is None:
+            return None
+        plain = await self.services.kms.decrypt(
+            secret.project_id, secret.ciphertext, secret_aad(secret.id)
+        )
+        return plain.decode()
 
     @staticmethod
     def _check(stored: str, password: str) -> bytes:

@@ -31,7 +31,8 @@ from gateway.core.errors import (
     PolicyDenied,
     Unauthorized,
 )
-from gateway.core.model import Application, AppRole, ProductRole
+from gateway.core.model import Application, AppRole, Member, ProductRole
+from store.db import Tx
 
 log = logging.getLogger("certgate.api")
 
@@ -157,10 +158,13 @@ async def authorize(
     if principal.product_role is None:
         raise Forbidden("reaching an application needs the Product Member role")
     slug = request.match_info[APP_PARAM]  # routing.register() guarantees the parameter
-    async with services(request).db.transaction(read_only=True) as tx:
+
+    async def load(tx: Tx) -> tuple[Application | None, Member | None]:
         project = await active_project(tx)
         app = await tx.applications.get_by_slug(project.id, slug)
-        member = await tx.members.get(app.id, principal.id) if app is not None else None
+        return app, await tx.members.get(app.id, principal.id) if app is not None else None
+
+    app, member = await services(request).db.cached(("member", slug, principal.id), load)
     role = member.role if member is not None else None
     if is_admin:
         return Access(app, role)

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from cryptography import x509
 
-from gateway.core.model import Application, Certificate, Profile
+from gateway.core.model import Application, Certificate, Profile, RequestState
 
 # --- enums (RFC 8555 §7.1.6 status values, §7.1.3 identifier types) -----------------------
 
@@ -132,6 +132,9 @@ class Challenge:
     status: ChallengeStatus
     validated: datetime | None
     error: Problem | None
+    # When the challenge went `processing`; a process that crashed mid-validation leaves
+    # it there, and the sweeper (`challenge_stuck`) ends it.
+    started_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,39 @@ def can_respond_to_challenge(authz: AuthzStatus, challenge: ChallengeStatus) -> 
     """RFC 8555 §7.5.1: a client may only trigger a pending challenge of a pending
     authorization; repeating a POST to a processing/valid one is answered, not re-run."""
     return authz is AuthzStatus.PENDING and challenge is ChallengeStatus.PENDING
+
+
+def challenge_stuck(challenge: Challenge, now: datetime, bound: timedelta) -> bool:
+    """A challenge `processing` for longer than any validation can take (bounded attempts
+    times per-target timeout) lost its validator, e.g. to a crash. RFC 8555 §7.1.6 has no way
+    back to `pending`, so the sweeper moves it to `invalid` and the client orders again."""
+    if challenge.status is not ChallengeStatus.PROCESSING:
+        return False
+    return challenge.started_at is None or now - challenge.started_at >= bound
+
+
+@dataclass(frozen=True)
+class ApprovalOutcome:
+    """What the enrollment core says about the approval request an order waits on."""
+
+    state: RequestState | None  # None: the request no longer exists
+    certificate_id: uuid.UUID | None = None
+    comment: str = ""  # the approver's reason for a rejection or cancellation
+
+
+def order_after_approval(outcome: ApprovalOutcome) -> tuple[OrderStatus, Problem | None]:
+    """RFC 8555 §7.1.6: a `processing` order moves to `valid` once its certificate is issued
+    and to `invalid` (with an error, §7.1.3) when issuance will never happen; an open or
+    approved-but-not-yet-issued request keeps it `processing`."""
+    if outcome.state is RequestState.ISSUED and outcome.certificate_id is not None:
+        return OrderStatus.VALID, None
+    if outcome.state in (None, RequestState.REJECTED, RequestState.CANCELLED, RequestState.EXPIRED):
+        what = outcome.state.value if outcome.state is not None else "withdrawn"
+        detail = f"the certificate request was {what}"
+        if outcome.comment:
+            detail += f": {outcome.comment}"
+        return OrderStatus.INVALID, Problem("unauthorized", detail)
+    return OrderStatus.PROCESSING, None
 
 
 def can_deactivate_authorization(status: AuthzStatus) -> bool:
@@ -303,6 +339,9 @@ DEFAULT_VALIDATION_NETWORKS = ("0.0.0.0/0", "::/0")
 ORDER_LIFETIME = timedelta(days=7)
 AUTHZ_LIFETIME = timedelta(days=7)
 NONCE_LIFETIME = timedelta(hours=1)
+# Longer than the slowest validation (attempts times timeout + back-off), so the sweeper never
+# ends a challenge whose validator is still running in some process.
+STUCK_VALIDATION = timedelta(minutes=5)
 
 
 def expire(order: Order, statuses: Iterable[AuthzStatus], now: datetime) -> Order:
@@ -335,8 +374,8 @@ class EndpointResolver(Protocol):
 
 
 class PendingRequests(Protocol):
-    async def outcome(self, request_id: uuid.UUID) -> tuple[str, uuid.UUID | None]:
-        """(state, certificate id) of an approval request: "open", "issued", "rejected", …"""
+    async def outcome(self, request_id: uuid.UUID) -> ApprovalOutcome:
+        """The current state of an approval request (and its certificate once issued)."""
 
 
 class AcmeRepositoryPort(Protocol):
@@ -402,7 +441,11 @@ class AcmeRepositoryPort(Protocol):
         *,
         validated: datetime | None = None,
         error: Problem | None = None,
+        started_at: datetime | None = None,
     ) -> bool: ...
+
+    async def stuck_challenges(self, started_before: datetime, limit: int) -> list[Challenge]:
+        """Challenges `processing` since before `started_before` (or with no start time)."""
 
 
 class CertificateLookup(Protocol):

@@ -329,8 +329,11 @@ class PolicyApprovalGate:
         app = request.application
         if app is None:
             return None  # legacy profile-scoped enrollment: no approval policies exist there
-        async with self._tx.transaction(read_only=True) as uow:
-            policy = await uow.approval_policies.get_for(app.id, request.profile.id)
+
+        async def load(uow: UnitOfWork) -> ApprovalPolicy | None:
+            return await uow.approval_policies.get_for(app.id, request.profile.id)
+
+        policy = await self._tx.cached(("approval_policy", app.id, request.profile.id), load)
         if policy is None:
             return None
         requester_id = request.requester_id

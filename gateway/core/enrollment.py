@@ -41,7 +41,9 @@ from gateway.core.model import (
     CertificateRequest,
     CertificateStatus,
     EnrollmentMethod,
+    Policy,
     Profile,
+    ProfileAttachment,
     RequestState,
     RevocationReason,
     new_id,
@@ -137,7 +139,16 @@ class EnrollmentService:
         self._revocation = revocation
         self._decisions = RequestDecisions(transactions, clock, events)
 
-    async def enroll(self, request: EnrollmentRequest) -> Issued | Pending:
+    async def enroll(
+        self,
+        request: EnrollmentRequest,
+        *,
+        also: Callable[[UnitOfWork, Certificate], Awaitable[None]] | None = None,
+    ) -> Issued | Pending:
+        """Judge, approve, sign and store. `also` runs inside the transaction that stores a
+        certificate issued by this call (a front-end's own record of the outcome commits
+        with it); if it raises, nothing is stored. It does not run for Pending, nor when an
+        earlier, approved identical request is finished instead (Resume)."""
         csr = (
             request.csr
             if isinstance(request.csr, x509.CertificateSigningRequest)
@@ -150,23 +161,37 @@ class EnrollmentService:
             return decision
         if isinstance(decision, Resume):
             return await self._resume(decision)
-        certificate = await self._sign_and_store(request, ca, template, csr)
+        certificate = await self._sign_and_store(request, ca, template, csr, also=also)
         await self._events.publish(_issued_event(request, certificate))
         return Issued(certificate)
 
     async def _template(
         self, request: EnrollmentRequest, csr: x509.CertificateSigningRequest, now: datetime
     ) -> tuple[CertificateAuthority, CertificateTemplate]:
-        # Reads happen in their own short transaction so that signing never holds a
-        # write lock (SQLite serializes writers).
-        async with self._tx.transaction(read_only=True) as uow:
-            ca = await self._usable_ca(uow, request.profile, now)
-            await self._check_enrollment_allowed(uow, request)
-            policy = await uow.policies.get(request.profile.policy_id)
-            if policy is None:
-                raise CAUnavailable(
-                    f"profile '{request.profile.slug}' refers to a policy that no longer exists"
-                )
+        profile = request.profile
+        app = request.application
+
+        # Configuration only, through the read cache (ports.TransactionFactory.cached): the
+        # CA, the attachment and the policy change rarely and are read on every enrollment.
+        # Signing never holds a write lock either way (SQLite serializes writers).
+        async def load(
+            uow: UnitOfWork,
+        ) -> tuple[CertificateAuthority | None, ProfileAttachment | None, Policy | None]:
+            attachment = await uow.attachments.get(app.id, profile.id) if app else None
+            return (
+                await uow.cas.get(profile.ca_id),
+                attachment,
+                await uow.policies.get(profile.policy_id),
+            )
+
+        key = ("enrollment", profile.id, profile.ca_id, profile.policy_id, app.id if app else None)
+        ca, attachment, policy = await self._tx.cached(key, load)
+        ca = _usable_ca(ca, profile, now)
+        _check_enrollment_allowed(request, attachment)
+        if policy is None:
+            raise CAUnavailable(
+                f"profile '{request.profile.slug}' refers to a policy that no longer exists"
+            )
         template = evaluate(
             csr,
             request.profile,
@@ -176,33 +201,6 @@ class EnrollmentService:
             ca_not_after=ca.not_after,
         )
         return ca, template
-
-    async def _usable_ca(
-        self, uow: UnitOfWork, profile: Profile, now: datetime
-    ) -> CertificateAuthority:
-        ca = await uow.cas.get(profile.ca_id)
-        if ca is None:
-            raise CAUnavailable(f"the CA of profile '{profile.slug}' no longer exists")
-        if not ca.enabled:
-            raise CAUnavailable(f"CA '{ca.name}' of profile '{profile.slug}' is disabled")
-        if ca.not_after <= now:
-            raise CAUnavailable(f"CA '{ca.name}' of profile '{profile.slug}' has expired")
-        return ca
-
-    async def _check_enrollment_allowed(self, uow: UnitOfWork, request: EnrollmentRequest) -> None:
-        app = request.application
-        if app is None:
-            return  # legacy, profile-scoped: the front-end checked the profile's own settings
-        if app.project_id != request.profile.project_id:
-            raise NotFound(f"profile '{request.profile.slug}' is not attached to '{app.slug}'")
-        attachment = await uow.attachments.get(app.id, request.profile.id)
-        if attachment is None:
-            raise NotFound(f"profile '{request.profile.slug}' is not attached to '{app.slug}'")
-        if not attachment.method_enabled(request.method):
-            raise MethodNotEnabled(
-                f"{request.method.value.upper()} enrollment is not enabled for "
-                f"'{app.slug}/{request.profile.slug}'"
-            )
 
     async def _sign_and_store(
         self,
@@ -525,3 +523,30 @@ def _issued_event(
             "request_id": str(request_id) if request_id else None,
         },
     )
+
+
+def _usable_ca(
+    ca: CertificateAuthority | None, profile: Profile, now: datetime
+) -> CertificateAuthority:
+    if ca is None:
+        raise CAUnavailable(f"the CA of profile '{profile.slug}' no longer exists")
+    if not ca.enabled:
+        raise CAUnavailable(f"CA '{ca.name}' of profile '{profile.slug}' is disabled")
+    if ca.not_after <= now:
+        raise CAUnavailable(f"CA '{ca.name}' of profile '{profile.slug}' has expired")
+    return ca
+
+
+def _check_enrollment_allowed(
+    request: EnrollmentRequest, attachment: ProfileAttachment | None
+) -> None:
+    app = request.application
+    if app is None:
+        return  # legacy, profile-scoped: the front-end checked the profile's own settings
+    if app.project_id != request.profile.project_id or attachment is None:
+        raise NotFound(f"profile '{request.profile.slug}' is not attached to '{app.slug}'")
+    if not attachment.method_enabled(request.method):
+        raise MethodNotEnabled(
+            f"{request.method.value.upper()} enrollment is not enabled for "
+            f"'{app.slug}/{request.profile.slug}'"
+        )

@@ -7,9 +7,10 @@ fakes directly (DESIGN.md: "Ports are typing.Protocols declared by the consumer"
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable, Hashable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from gateway.core.model import (
     Application,
@@ -25,6 +26,8 @@ from gateway.core.model import (
     RevocationReason,
 )
 from gateway.core.template import CertificateTemplate, SignedCertificate
+
+T = TypeVar("T")
 
 
 class CARepository(Protocol):
@@ -125,6 +128,11 @@ class TransactionFactory(Protocol):
     def transaction(
         self, *, read_only: bool = False
     ) -> AbstractAsyncContextManager[UnitOfWork]: ...
+
+    async def cached(self, key: Hashable, load: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+        """`load` run in a read-only transaction, memoized by `key` until the configuration
+        changes (store.cache). Only for configuration reads returning immutable values."""
+        ...
 
 
 class Signer(Protocol):

@@ -17,11 +17,16 @@ from protocols.acme.server import Ctx, Verified, json_response, unauthorized_url
 
 
 async def directory(ctx: Ctx) -> web.Response:
-    """RFC 8555 §7.1.1, with RFC 9773 §4 renewalInfo."""
-    meta: dict[str, Any] = {
-        "externalAccountRequired": ctx.endpoint.eab_required,
-        "caaIdentities": [],
-    }
+    """RFC 8555 §7.1.1, with RFC 9773 §4 renewalInfo.
+
+    `meta` (§7.1.1): termsOfService when the Admin configured one; externalAccountRequired
+    always (§7.3.4). No caaIdentities: this private CA does not check CAA (RFC 8659), so
+    there are no names for CAA records to authorize. No `profiles` (draft-aaron-acme-profiles,
+    directory meta): a directory here serves exactly one certificate profile (application +
+    profile, or the legacy profile), so there is nothing to choose between; a client picks
+    a profile by picking its directory, and newOrder refuses a `profile` field
+    (orders.new_order)."""
+    meta: dict[str, Any] = {"externalAccountRequired": ctx.endpoint.eab_required}
     if ctx.endpoint.terms_of_service:
         meta["termsOfService"] = ctx.endpoint.terms_of_service
     body = {
@@ -65,8 +70,9 @@ def _contacts(values: tuple[str, ...]) -> tuple[str, ...]:
 
 async def new_account(ctx: Ctx) -> web.Response:
     verified = await verify_post(ctx, use_jwk=True)
-    if verified.account is None and "kid" in verified.jws.protected:
-        raise malformed("newAccount must be signed with a jwk")
+    if verified.account is not None:
+        # §6.2: "For newAccount requests … there MUST be a jwk field."
+        raise malformed("newAccount must be signed with a jwk, not a kid (RFC 8555 §6.2)")
     payload = decode(NewAccount, verified.jws.payload())
     thumbprint = jwslib.thumbprint(verified.jwk)
     async with ctx.deps.db.transaction(read_only=True) as uow:
@@ -78,6 +84,15 @@ async def new_account(ctx: Ctx) -> web.Response:
         return json_response(ctx, account_json(ctx, existing), location=location)
     if payload.only_return_existing:
         raise Problem("accountDoesNotExist", "no account exists with this key")
+    terms = ctx.endpoint.terms_of_service
+    if terms and payload.terms_of_service_agreed is not True:
+        # §7.3: agreement is shown by termsOfServiceAgreed: true; the Link is how §7.3.3
+        # points a client at the terms it must agree to.
+        raise Problem(
+            "malformed",
+            f"agree to the terms of service at {terms} (termsOfServiceAgreed: true)",
+            headers={"Link": f'<{terms}>;rel="terms-of-service"'},
+        )
     eab_kid = await _check_eab(ctx, verified, payload.external_account_binding)
     account = Account(
         id=new_id(),

@@ -87,7 +87,7 @@ async def authorization(ctx: Ctx) -> web.Response:
             await uow.acme.set_authorization(
                 authz.id, AuthzStatus.DEACTIVATED, [AuthzStatus.PENDING, AuthzStatus.VALID]
             )
-            await _settle_order(uow, authz.order_id, ctx.server.now())
+            await settle_order(uow, authz.order_id, ctx.server.now())
         status = AuthzStatus.DEACTIVATED
     return json_response(ctx, authz_json(ctx, authz, status))
 
@@ -109,12 +109,13 @@ async def challenge(ctx: Ctx) -> web.Response:
         raise malformed("a challenge response is the empty object {}")
     status = rules.authorization_status(authz, ctx.server.now())
     if rules.can_respond_to_challenge(status, found.status):
+        now = ctx.server.now()
         async with ctx.deps.db.transaction() as uow:
             started = await uow.acme.set_challenge(
-                found.id, ChallengeStatus.PROCESSING, [ChallengeStatus.PENDING]
+                found.id, ChallengeStatus.PROCESSING, [ChallengeStatus.PENDING], started_at=now
             )
         if started:
-            found = replace(found, status=ChallengeStatus.PROCESSING)
+            found = replace(found, status=ChallengeStatus.PROCESSING, started_at=now)
             key_auth = rules.key_authorization(found.token, account.thumbprint)
             ctx.server.spawn(_validate(ctx.server, ctx.endpoint, authz, found, key_auth))
     elif status is not AuthzStatus.PENDING and found.status is ChallengeStatus.PENDING:
@@ -162,12 +163,12 @@ async def _validate(
             await asyncio.sleep(delay)
             delay *= 2
     try:
-        await _record(server, authz, challenge, failure)
+        await record_validation(server, authz, challenge, failure)
     except Exception:
         log.exception("could not record the validation of challenge %s", challenge.id)
 
 
-async def _record(
+async def record_validation(
     server: AcmeServer,
     authz: Authorization,
     challenge: Challenge,
@@ -176,21 +177,27 @@ async def _record(
     now = server.now()
     async with server.deps.db.transaction() as uow:
         if failure is None:
-            await uow.acme.set_challenge(
+            recorded = await uow.acme.set_challenge(
                 challenge.id, ChallengeStatus.VALID, [ChallengeStatus.PROCESSING], validated=now
             )
-            await uow.acme.set_authorization(authz.id, AuthzStatus.VALID, [AuthzStatus.PENDING])
+            if recorded:
+                await uow.acme.set_authorization(authz.id, AuthzStatus.VALID, [AuthzStatus.PENDING])
         else:
             error = StoredProblem(failure.kind, failure.detail, authz.identifier)
-            await uow.acme.set_challenge(
+            recorded = await uow.acme.set_challenge(
                 challenge.id, ChallengeStatus.INVALID, [ChallengeStatus.PROCESSING], error=error
             )
-            # §7.1.6: a failed challenge makes its authorization invalid.
-            await uow.acme.set_authorization(authz.id, AuthzStatus.INVALID, [AuthzStatus.PENDING])
-        await _settle_order(uow, authz.order_id, now)
+            if recorded:
+                # §7.1.6: a failed challenge makes its authorization invalid.
+                await uow.acme.set_authorization(
+                    authz.id, AuthzStatus.INVALID, [AuthzStatus.PENDING]
+                )
+        # Not recorded: the sweeper already ended this challenge as stuck; its verdict stays.
+        if recorded:
+            await settle_order(uow, authz.order_id, now)
 
 
-async def _settle_order(uow: AcmeUnitOfWork, order_id: uuid.UUID, now: datetime) -> None:
+async def settle_order(uow: AcmeUnitOfWork, order_id: uuid.UUID, now: datetime) -> None:
     """Recompute the order's status from its authorizations (§7.1.6) in the same
     transaction that changed one of them."""
     order = await uow.acme.get_order(order_id)

@@ -25,7 +25,13 @@ from gateway.core.acme import (
 from gateway.core.acme import Problem as StoredProblem
 from gateway.core.csr import parse_csr
 from gateway.core.enrollment import EnrollmentRequest, Issued
-from gateway.core.errors import BadCSR, CAUnavailable, MethodNotEnabled, PolicyDenied
+from gateway.core.errors import (
+    BadCSR,
+    CAUnavailable,
+    DomainError,
+    MethodNotEnabled,
+    PolicyDenied,
+)
 from gateway.core.model import EnrollmentMethod, new_id
 from protocols.acme import ari
 from protocols.acme.identifiers import check_identifiers
@@ -76,6 +82,16 @@ async def new_order(ctx: Ctx) -> web.Response:
     if payload.not_before or payload.not_after:
         # §7.4: the server may refuse; validity comes from the profile.
         raise Problem("malformed", "notBefore/notAfter are not supported; the profile decides")
+    if payload.profile is not None:
+        # draft-aaron-acme-profiles (newOrder `profile`): a profile the directory does not
+        # advertise is refused with invalidProfile. Each directory here serves exactly one
+        # certificate profile, so none is advertised (see accounts.directory) and any
+        # `profile` is one we do not offer.
+        raise Problem(
+            "invalidProfile",
+            f"this directory offers no selectable profiles (asked for {payload.profile!r}); "
+            "it always issues under its own profile",
+        )
     identifiers = check_identifiers(payload.identifiers)
     replaces = await ari.check_replaces(ctx, account, payload.replaces)
     now = ctx.server.now()
@@ -163,28 +179,30 @@ async def _poll_approval(ctx: Ctx, order: Order) -> Order:
     """A Pending enrollment keeps the order `processing` (§7.1.6) until the request is
     decided; approval issues the certificate, which makes the order `valid`."""
     assert order.request_id is not None
-    state, certificate_id = await ctx.deps.pending.outcome(order.request_id)
-    if state == "issued" and certificate_id is not None:
-        status, error = OrderStatus.VALID, None
-    elif state in ("rejected", "cancelled", "expired"):
-        status = OrderStatus.INVALID
-        error = StoredProblem("unauthorized", f"the certificate request was {state}")
-    else:
+    outcome = await ctx.deps.pending.outcome(order.request_id)
+    status, error = rules.order_after_approval(outcome)
+    if status is OrderStatus.PROCESSING:
         return order
+    certificate_id = outcome.certificate_id if status is OrderStatus.VALID else None
+    current: Order | None = None
     async with ctx.deps.db.transaction() as uow:
-        await uow.acme.set_order(
+        moved = await uow.acme.set_order(
             order.id,
             status=status,
             expected=[OrderStatus.PROCESSING],
             error=error,
-            certificate_id=certificate_id if status is OrderStatus.VALID else None,
+            certificate_id=certificate_id,
         )
+        if not moved:  # another poll (maybe in another process) got there first
+            current = await uow.acme.get_order(order.id)
+    if not moved and current is not None:
+        return current
     return replace(order, status=status, error=error, certificate_id=certificate_id)
 
 
 def _order_response(ctx: Ctx, order: Order, status: int = 200) -> web.Response:
     if order.status is OrderStatus.PROCESSING:
-        ctx.headers["Retry-After"] = RETRY_AFTER  # §7.4
+        ctx.headers.setdefault("Retry-After", RETRY_AFTER)  # §7.4
     location = ctx.url("order", order_id=str(order.id))
     return json_response(ctx, order_json(ctx, order), status=status, location=location)
 
@@ -254,6 +272,9 @@ async def finalize(ctx: Ctx) -> web.Response:
     except (CAUnavailable, MethodNotEnabled) as err:
         await _fail(ctx, order, StoredProblem("serverInternal", err.message))
         raise Problem("serverInternal", err.message, 500) from None
+    except DomainError as err:  # e.g. Conflict from the approval engine: say it once, alike
+        await _fail(ctx, order, StoredProblem("malformed", err.message))
+        raise Problem("malformed", err.message) from None
     except BaseException:
         await _fail(ctx, order, StoredProblem("serverInternal", "issuance failed"))
         raise
@@ -309,6 +330,14 @@ async def certificate(ctx: Ctx) -> web.Response:
         cert = await uow.certificates.get(cert_id)
     if order is None or order.account_id != verified.account.id or cert is None:
         raise not_found("certificate")
+    # §7.4.2 allows `Link: rel="alternate"` for other chains from the same leaf to other
+    # trust anchors. A CA here has exactly one chain (its own certificate up to its root),
+    # so there is no alternate to offer: the same path without the root certificate would
+    # end at the same trust anchor. rel="up" names the issuer certificate (as in the AIA
+    # caIssuers URL, RFC 5280 §4.2.2.1), which clients use to rebuild the chain.
+    issuer = ctx.app_url("pki.ca_cert", ca_id=str(cert.ca_id))
+    if issuer is not None:
+        ctx.headers["Link"] = f'<{issuer}>;rel="up"'
     body = cert.certificate_pem + cert.chain_pem
     return web.Response(
         body=body.encode(), content_type="application/pem-certificate-chain", charset=None

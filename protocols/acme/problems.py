@@ -26,6 +26,7 @@ STATUS: dict[str, int] = {
     "dns": 400,
     "externalAccountRequired": 400,
     "incorrectResponse": 400,
+    "invalidProfile": 400,  # draft-aaron-acme-profiles
     "invalidContact": 400,
     "malformed": 400,
     "orderNotReady": 403,

@@ -138,6 +138,15 @@ class Ctx:
         route = self.request.app.router[f"acme.{self.kind}.{name}"]
         return self.base() + str(route.url_for(**prefix, **parts))
 
+    def app_url(self, name: str, **parts: str) -> str | None:
+        """A URL of a route outside the ACME tree (e.g. the issuer certificate), or None
+        when the application does not serve that route."""
+        try:
+            route = self.request.app.router[name]
+        except KeyError:
+            return None
+        return self.base() + str(route.url_for(**parts))
+
     def request_url(self) -> str:
         return self.base() + self.request.rel_url.raw_path
 

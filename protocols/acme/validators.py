@@ -194,7 +194,10 @@ async def _tlsalpn01(
             address, settings.tlsalpn01_port, ssl=context, server_hostname=sni
         )
     except (OSError, ssl.SSLError) as err:
-        raise ValidationFailed("tls", f"{address}:{settings.tlsalpn01_port}: {err}") from None
+        reason = str(err) or type(err).__name__
+        raise ValidationFailed(
+            "tls", f"{address}:{settings.tlsalpn01_port} (SNI {sni}): {reason}"
+        ) from None
     try:
         tls = writer.get_extra_info("ssl_object")
         if tls is None or tls.selected_alpn_protocol() != ACME_TLS_ALPN:
@@ -202,7 +205,12 @@ async def _tlsalpn01(
         der = tls.getpeercert(binary_form=True)
     finally:
         writer.close()
-    cert = x509.load_der_x509_certificate(der)
+    if not der:
+        raise ValidationFailed("tls", "server presented no certificate")
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except ValueError:
+        raise ValidationFailed("tls", "server presented an unparsable certificate") from None
     _check_alpn_certificate(cert, identifier, key_auth)
 
 
@@ -214,12 +222,21 @@ def _check_alpn_certificate(cert: x509.Certificate, identifier: Identifier, key_
         raise ValidationFailed(
             "unauthorized", f"certificate lacks {err.oid.dotted_string}"
         ) from None
-    names: list[str] = [str(n.value) for n in sans]
-    wanted = identifier.value
+    except ValueError:  # cryptography parses extensions lazily
+        raise ValidationFailed("tls", "certificate has malformed extensions") from None
+    # RFC 8737 §3: exactly one SAN, the identifier, of the identifier's type (dNSName, or
+    # iPAddress per RFC 8738 §6).
+    wanted: x509.GeneralName
     if identifier.type is IdentifierType.IP:
-        wanted = str(ipaddress.ip_address(wanted))
+        wanted = x509.IPAddress(ipaddress.ip_address(identifier.value))
+    else:
+        wanted = x509.DNSName(identifier.value.lower())
+    names = [x509.DNSName(n.value.lower()) if isinstance(n, x509.DNSName) else n for n in sans]
     if names != [wanted]:
-        raise ValidationFailed("unauthorized", f"certificate names {names}, not exactly {wanted}")
+        shown = [str(n.value) for n in sans]
+        raise ValidationFailed(
+            "unauthorized", f"certificate names {shown}, not exactly {identifier.value}"
+        )
     if not ext.critical:
         raise ValidationFailed("unauthorized", "acmeIdentifier extension must be critical")
     digest = hashlib.sha256(key_auth.encode()).digest()

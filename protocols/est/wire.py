@@ -7,10 +7,10 @@ import base64
 import secrets
 from collections.abc import Iterable, Sequence
 
-from asn1crypto import cms, core
-from asn1crypto import x509 as a_x509
+from asn1crypto import core
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import AttributeOID
 
 # RFC 7030 §4.1.3 / §4.2.3: certs-only CMS, base64 in the body.
@@ -38,21 +38,10 @@ def b64_lines(der: bytes) -> bytes:
 
 def certs_only(certificates: Iterable[x509.Certificate]) -> bytes:
     """A degenerate SignedData with no signers (RFC 5652 §5, "certs-only" per RFC 8551
-    §3.2.2): what /cacerts and /simpleenroll return (RFC 7030 §4.1.3, §4.2.3)."""
-    certs = [
-        a_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER)) for c in certificates
-    ]
-    signed = cms.SignedData(
-        {
-            "version": "v1",
-            "digest_algorithms": [],
-            "encap_content_info": {"content_type": "data"},
-            "certificates": certs,
-            "signer_infos": [],
-        }
-    )
-    info = cms.ContentInfo({"content_type": "signed_data", "content": signed})
-    return bytes(info.dump())
+    §3.2.2): what /cacerts and /simpleenroll return (RFC 7030 §4.1.3, §4.2.3). Built by
+    cryptography (OpenSSL) rather than asn1crypto: it is on every enrollment's path and
+    several times faster."""
+    return pkcs7.serialize_certificates(list(certificates), serialization.Encoding.DER)
 
 
 class _AnySet(core.SetOf):  # type: ignore[misc]

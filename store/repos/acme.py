@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 
 from gateway.core.acme import (
@@ -106,6 +106,7 @@ def _challenge(row: RowMapping) -> Challenge:
         status=ChallengeStatus(row["status"]),
         validated=row["validated"],
         error=_problem(row["error"]),
+        started_at=row["started_at"],
     )
 
 
@@ -255,6 +256,7 @@ class AcmeRepository(Repository):
                 "validated": c.validated,
                 "error": _problem_json(c.error),
                 "position": position,
+                "started_at": c.started_at,
             }
             for a in authorizations
             for position, c in enumerate(a.challenges)
@@ -359,12 +361,15 @@ class AcmeRepository(Repository):
         *,
         validated: datetime | None = None,
         error: Problem | None = None,
+        started_at: datetime | None = None,
     ) -> bool:
         values: dict[str, Any] = {"status": status.value}
         if validated is not None:
             values["validated"] = validated
         if error is not None:
             values["error"] = _problem_json(error)
+        if started_at is not None:
+            values["started_at"] = started_at
         result = await self._session.execute(
             update(acme_challenges)
             .where(
@@ -375,3 +380,19 @@ class AcmeRepository(Repository):
             .returning(acme_challenges.c.id)
         )
         return result.first() is not None
+
+    async def stuck_challenges(self, started_before: datetime, limit: int) -> list[Challenge]:
+        # Rows written before migration 0006 have no start time: count them as stuck.
+        rows = await self._all(
+            select(acme_challenges)
+            .where(
+                acme_challenges.c.status == ChallengeStatus.PROCESSING.value,
+                or_(
+                    acme_challenges.c.started_at < started_before,
+                    acme_challenges.c.started_at.is_(None),
+                ),
+            )
+            .order_by(acme_challenges.c.started_at)
+            .limit(limit)
+        )
+        return [_challenge(r) for r in rows]

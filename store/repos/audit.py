@@ -66,7 +66,8 @@ class AuditRepository(Repository):
                 "application_id": event.application_id,
                 "source_ip": event.source_ip,
                 "details": event.details,
-            }
+            },
+            keep_transaction=False,
         )
 
     async def list(self, filter: AuditFilter, limit: int = 50, offset: int = 0) -> Page[AuditEvent]:

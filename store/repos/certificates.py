@@ -126,6 +126,7 @@ class CertificateRepository(Repository):
                     f"a certificate with serial {c.serial} already exists"
                 ),
             },
+            keep_transaction=False,
         )
 
     async def get(self, certificate_id: uuid.UUID) -> Certificate | None:

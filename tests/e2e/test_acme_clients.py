@@ -7,6 +7,7 @@ add the extended key usage and the validity the profile sets."""
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import shutil
@@ -124,3 +125,164 @@ def test_lego_issue_renew(acme_served, legacy: bool) -> None:
     )
     _check_issued(output)
     assert "renewed:" in output, output
+
+
+# --- certbot dns-01 through manual hooks --------------------------------------------------
+
+_AUTH_HOOK = """#!/bin/sh
+# certbot --manual-auth-hook: publish the TXT value where the test DNS server reads it.
+set -eu
+echo "$CERTBOT_VALIDATION" >> "{txt_dir}/_acme-challenge.$CERTBOT_DOMAIN"
+echo "$CERTBOT_DOMAIN" >> "{txt_dir}/../auth-hook.log"
+"""
+_CLEANUP_HOOK = """#!/bin/sh
+# certbot --manual-cleanup-hook: withdraw the record again.
+set -eu
+rm -f "{txt_dir}/_acme-challenge.$CERTBOT_DOMAIN"
+echo "$CERTBOT_DOMAIN" >> "{txt_dir}/../cleanup-hook.log"
+"""
+
+
+def _hook(path: Path, template: str, txt_dir: Path) -> str:
+    path.write_text(template.format(txt_dir=txt_dir))
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "legacy", [pytest.param(False, id="ok/app"), pytest.param(True, id="ok/legacy")]
+)
+def test_certbot_dns01_wildcard(acme_served, tmp_path: Path, legacy: bool) -> None:
+    """certbot --manual with auth/cleanup hooks answers dns-01 through the test DNS server
+    (the gateway's acme.resolvers), for a wildcard and a plain name in one certificate."""
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from tests.helpers.x509util import openssl_verify, san_values
+
+    certbot = _need(_certbot(), "certbot")
+    directory, kid, hmac = _directory(acme_served, legacy)
+    txt_dir = tmp_path / "txt"
+    txt_dir.mkdir()
+    acme_served.dns.txt_dir = txt_dir
+    # The demo policy allows `*.test` (a whole-label wildcard one label deep) and `x.test`.
+    wildcard, plain = "*.test", f"certbot-dns{'-legacy' if legacy else ''}.test"
+    work = tmp_path / "certbot"
+    env = {k: v for k, v in os.environ.items() if k != "REQUESTS_CA_BUNDLE"}
+    result = subprocess.run(
+        [
+            certbot,
+            "certonly",
+            "--non-interactive",
+            *("--config-dir", str(work / "config")),
+            *("--work-dir", str(work / "work")),
+            *("--logs-dir", str(work / "logs")),
+            "--manual",
+            *("--preferred-challenges", "dns"),
+            *("--manual-auth-hook", _hook(tmp_path / "auth.sh", _AUTH_HOOK, txt_dir)),
+            *("--manual-cleanup-hook", _hook(tmp_path / "cleanup.sh", _CLEANUP_HOOK, txt_dir)),
+            *("--server", directory),
+            "--agree-tos",
+            "--register-unsafely-without-email",
+            *("--eab-kid", kid, "--eab-hmac-key", hmac),
+            *("--key-type", "ecdsa"),
+            *("--cert-name", "dns01"),
+            *("-d", wildcard, "-d", plain),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    log = work / "logs" / "letsencrypt.log"
+    assert result.returncode == 0, (
+        result.stdout + result.stderr + (log.read_text()[-4000:] if log.exists() else "")
+    )
+
+    # Both authorizations went through the hooks and the gateway looked the records up.
+    # (RFC 8555 §8.4: the wildcard's record sits at _acme-challenge of its base name.)
+    assert sorted((tmp_path / "auth-hook.log").read_text().split()) == sorted(["test", plain])
+    assert sorted((tmp_path / "cleanup-hook.log").read_text().split()) == sorted(["test", plain])
+    assert list(txt_dir.iterdir()) == []  # cleaned up
+    looked_up = {name for name, rtype in acme_served.dns.queries if rtype == "TXT"}
+    assert {"_acme-challenge.test", f"_acme-challenge.{plain}"} <= looked_up, looked_up
+
+    live = work / "config" / "live" / "dns01"
+    leaf_pem, chain_pem = (live / "cert.pem").read_text(), (live / "chain.pem").read_text()
+    root_pem = (acme_served.gateway.home / "root-ca.pem").read_text()
+    verified = openssl_verify(tmp_path, root_pem, chain_pem, leaf_pem, "-purpose", "sslserver")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+    cert = x509.load_pem_x509_certificate(leaf_pem.encode())
+    assert san_values(cert) == {wildcard, plain}
+    now = datetime.datetime.now(datetime.UTC)
+    assert cert.not_valid_before_utc <= now < cert.not_valid_after_utc
+    # The demo profile issues for 90 days (policy maximum 397).
+    lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
+    assert datetime.timedelta(days=89) < lifetime <= datetime.timedelta(days=91), lifetime
+    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert ExtendedKeyUsageOID.SERVER_AUTH in eku
+    # The certificate belongs to the key certbot generated.
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    key = load_pem_private_key((live / "privkey.pem").read_bytes(), None)
+    assert key.public_key() == cert.public_key()
+
+
+# --- lego tls-alpn-01 (RFC 8737) ----------------------------------------------------------
+
+
+def test_lego_tlsalpn01_issue_renew(acme_served, tmp_path: Path) -> None:
+    """lego answers tls-alpn-01 with its own TLS server on acme.tlsalpn01_port (the gateway
+    resolves the name through the test DNS server to 127.0.0.1 and connects there with
+    ALPN acme-tls/1), registers with EAB, obtains and renews a certificate."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from tests.helpers.acmeharness import check_chain
+
+    lego = _need(os.environ.get("LEGO") or shutil.which("lego"), "lego")
+    directory, kid, hmac = _directory(acme_served, legacy=False)
+    domain = "lego-alpn.example.com"
+    work = tmp_path / "lego"
+    common = [
+        lego,
+        *("--server", directory),
+        "--accept-tos",
+        *("--email", "test@example.com"),
+        *("--path", str(work)),
+        *("--key-type", "ec256"),
+        "--tls",
+        *("--tls.port", f"127.0.0.1:{acme_served.tlsalpn01_port}"),
+        *("--eab", "--kid", kid, "--hmac", hmac),
+        *("-d", domain),
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "LEGO_CA_CERTIFICATES"}
+    root_pem = (acme_served.gateway.home / "root-ca.pem").read_text()
+    crt, key_file = work / "certificates" / f"{domain}.crt", work / "certificates" / f"{domain}.key"
+
+    def obtained() -> x509.Certificate:
+        leaf = check_chain(crt.read_text(), [domain], root_pem)
+        key = load_pem_private_key(key_file.read_bytes(), None)
+        assert key.public_key() == leaf.public_key()
+        # The demo profile issues for 90 days.
+        lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
+        assert 89 * 86400 < lifetime.total_seconds() <= 91 * 86400, lifetime
+        return leaf
+
+    for step in (["run"], ["renew", "--days", "100000", "--no-random-sleep"]):
+        result = subprocess.run(
+            [*common, *step], env=env, capture_output=True, text=True, timeout=300, check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        if step == ["run"]:
+            first = obtained()
+    renewed = obtained()
+    assert renewed.serial_number != first.serial_number
+    # lego's issuer file is the chain above the leaf; it leads to the same root.
+    issuer_pem = (work / "certificates" / f"{domain}.issuer.crt").read_text()
+    issuer = x509.load_pem_x509_certificates(issuer_pem.encode())[0]
+    renewed.verify_directly_issued_by(issuer)
+    # Both validations went over tls-alpn-01: lego logs the challenge type it solved.
+    assert "tls-alpn-01" in result.stdout + result.stderr

@@ -1,6 +1,10 @@
 """A tiny authoritative DNS server on loopback for ACME tests: every name under the
-configured suffixes answers A 127.0.0.1 (and AAAA ::1); TXT records come from `txt`,
-which tests (or certbot's manual hooks, through a file) fill in."""
+configured suffixes answers A 127.0.0.1; TXT records come from `txt`, which tests fill in,
+from `txt_file` (JSON) and from `txt_dir`, where hooks of real clients (certbot's
+--manual-auth-hook) drop one file per record name holding one value per line:
+
+    echo "$CERTBOT_VALIDATION" >> "$TXT_DIR/_acme-challenge.$CERTBOT_DOMAIN"
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,8 @@ class DnsServer:
         self.suffixes = tuple(s.lower().rstrip(".") for s in suffixes)
         self.txt: dict[str, list[str]] = {}
         self.txt_file: Path | None = None  # JSON {name: [values]} merged on each query
+        self.txt_dir: Path | None = None  # file <name>: one value per line, read on each query
+        self.queries: list[tuple[str, str]] = []  # (name, type) of every question answered
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.bind(("127.0.0.1", 0))
         self._sock.settimeout(0.2)
@@ -48,6 +54,13 @@ class DnsServer:
                     records.setdefault(name.lower().rstrip("."), []).extend(values)
             except ValueError:
                 pass
+        if self.txt_dir is not None and self.txt_dir.is_dir():
+            for path in self.txt_dir.iterdir():
+                try:
+                    lines = path.read_text().split()
+                except OSError:
+                    continue  # removed by a cleanup hook meanwhile
+                records.setdefault(path.name.lower().rstrip("."), []).extend(lines)
         return records
 
     def _serve(self) -> None:
@@ -64,6 +77,7 @@ class DnsServer:
             response.flags |= 0x0400  # AA
             for question in query.question:
                 name = question.name.to_text(omit_final_dot=True).lower()
+                self.queries.append((name, dns.rdatatype.to_text(question.rdtype)))
                 if question.rdtype == dns.rdatatype.TXT:
                     values = self._records().get(name, [])
                     if values:

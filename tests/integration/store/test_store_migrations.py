@@ -85,13 +85,51 @@ async def test_sqlite_connection_settings(database: Database) -> None:
             name: (await conn.execute(text(f"PRAGMA {name}"))).scalar_one()
             for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")
         }
-    # synchronous=NORMAL is 1.
+    # synchronous=NORMAL is 1. The busy timeout is short: the connection runs on the event
+    # loop's thread (store.sqlite_inline) and BEGIN IMMEDIATE waits on the loop instead.
     assert pragmas == {
         "journal_mode": "wal",
         "foreign_keys": 1,
-        "busy_timeout": 10000,
+        "busy_timeout": 20,
         "synchronous": 1,
     }
+
+
+async def test_sqlite_write_waits_for_another_writer_on_the_loop(tmp_path) -> None:
+    """A second process's write lock: BEGIN IMMEDIATE waits without stopping the loop, and
+    gets the lock once the other writer commits."""
+    import asyncio
+    import sqlite3
+
+    from store.db import Database as Db
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'w.db'}"
+    await upgrade(url)
+    db = Db.create(url)
+    other = sqlite3.connect(tmp_path / "w.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        task = asyncio.create_task(ticker())
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.3, other.execute, "COMMIT")
+        async with db.transaction() as tx:
+            await tx.session.execute(
+                text("UPDATE config_generation SET value = value WHERE id = 1")
+            )
+        task.cancel()
+        # The loop kept running while the transaction waited for the lock (~0.3 s).
+        assert ticks >= 20
+    finally:
+        other.close()
+        await db.close()
 
 
 async def test_ping_and_dialect(database: Database, database_url: str) -> None:

@@ -262,6 +262,10 @@ class _Transactions:
             raise AssertionError("the gate must not write when it lets a request through")
         yield _Uow(self.policy)
 
+    async def cached(self, key: Any, load: Any) -> Any:
+        async with self.transaction(read_only=True) as uow:
+            return await load(uow)
+
 
 class _Clock:
     def now(self) -> Any:
