@@ -139,17 +139,20 @@ async def test_duplicate_serial(database: Database) -> None:
     first = world.certificate()
     async with database.transaction() as tx:
         await tx.certificates.add(first)
-    async with database.transaction() as tx:
-        with pytest.raises(DuplicateSerial) as caught:
+    # The certificate insert skips the SAVEPOINT (it is on every issuance's path): the
+    # error ends the transaction, and the core re-signs in a new one.
+    with pytest.raises(DuplicateSerial) as caught:
+        async with database.transaction() as tx:
             await tx.certificates.add(world.certificate(serial=first.serial))
-        assert first.serial in caught.value.message
-        # The core re-signs with a fresh serial inside the same transaction.
-        again = world.certificate()
-        await tx.certificates.add(again)
-        # A reused id is a plain Conflict, not DuplicateSerial.
-        with pytest.raises(Conflict) as other:
+    assert first.serial in caught.value.message
+    # A reused id is a plain Conflict, not DuplicateSerial.
+    with pytest.raises(Conflict) as other:
+        async with database.transaction() as tx:
             await tx.certificates.add(world.certificate(id=first.id))
-        assert not isinstance(other.value, DuplicateSerial)
+    assert not isinstance(other.value, DuplicateSerial)
+    again = world.certificate()
+    async with database.transaction() as tx:
+        await tx.certificates.add(again)
     async with database.transaction() as tx:
         assert await tx.certificates.get(again.id) == again
 
@@ -159,9 +162,10 @@ async def test_missing_reference_is_invalid_input(database: Database) -> None:
     async with database.transaction() as tx:
         with pytest.raises(InvalidInput, match="does not exist"):
             await tx.profiles.add(profile(world.project.id, new_id(), world.policy.id))
-        with pytest.raises(InvalidInput):
-            await tx.certificates.add(world.certificate(ca_id=new_id()))
         await tx.applications.add(application(world.project.id))
+    with pytest.raises(InvalidInput):
+        async with database.transaction() as tx:
+            await tx.certificates.add(world.certificate(ca_id=new_id()))
 
 
 async def test_one_active_project_per_organization(database: Database) -> None:
