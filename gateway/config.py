@@ -31,6 +31,9 @@ class ServerConfig:
     max_body_bytes: int = 256 * 1024
     # Addresses whose X-Forwarded-For / client-certificate headers are trusted.
     trusted_proxies: list[str] = field(default_factory=list)
+    # The header in which a trusted TLS-terminating proxy passes the client certificate
+    # (URL-encoded PEM: nginx $ssl_client_escaped_cert, HAProxy, Envoy's XFCC differ).
+    client_cert_header: str = "X-SSL-Client-Cert"
 
 
 @dataclass

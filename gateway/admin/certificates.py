@@ -19,6 +19,7 @@ from gateway.core.enrollment import EnrollmentRequest, Issued, Pending
 from gateway.core.errors import InvalidInput, NotFound
 from gateway.core.model import (
     Application,
+    ApprovalPolicy,
     Certificate,
     EnrollmentMethod,
     KeyType,
@@ -140,12 +141,23 @@ def _validity(value: Any) -> int | None:
     return value
 
 
+async def needs_approval(
+    services: Services, app: Application, profile: Profile, principal_id: uuid.UUID | None
+) -> bool:
+    """Whether enrollments by `principal_id` under app/profile wait for an approver (the
+    same cached read as the core's approval gate)."""
+
+    async def load(tx: Tx) -> ApprovalPolicy | None:
+        return await tx.approval_policies.get_for(app.id, profile.id)
+
+    policy = await services.db.cached(("approval_policy", app.id, profile.id), load)
+    return policy is not None and principal_id not in policy.bypass
+
+
 async def _refuse_keygen_under_approval(services: Services, target: Target, actor: Actor) -> None:
     """A server-generated key is returned once, in the answer; under an approval policy the
     answer is 202 and the key would be lost, so such requests must bring their own CSR."""
-    async with services.db.transaction(read_only=True) as tx:
-        policy = await tx.approval_policies.get_for(target.application.id, target.profile.id)
-    if policy is not None and actor.principal_id not in policy.bypass:
+    if await needs_approval(services, target.application, target.profile, actor.principal_id):
         raise InvalidInput(
             f"'{target.application.slug}/{target.profile.slug}' needs approval: send a CSR "
             "(a server-generated key could not be handed over later)",

@@ -16,11 +16,11 @@ from cryptography import x509
 
 from gateway.admin.audit import Actor, event
 from gateway.admin.catalog import active_project
-from gateway.admin.certificates import Target
+from gateway.admin.certificates import Target, needs_approval
 from gateway.admin.services import Services
 from gateway.core.csr import csr_sans
 from gateway.core.enrollment import EnrollmentRequest, Issued, Pending
-from gateway.core.errors import InvalidInput, NotFound, Unauthorized
+from gateway.core.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from gateway.core.est import (
     LABEL_PATH,
     MIN_PASSWORD_LENGTH,
@@ -227,11 +227,20 @@ class EstGateway:
         csr = request.csr
         if not isinstance(csr, x509.CertificateSigningRequest):
             raise InvalidInput("serverkeygen needs a parsed CSR")
+        if target.application is not None and await needs_approval(
+            self.services, target.application, target.profile, None
+        ):
+            # The key travels once, in the answer (RFC 7030 §4.4.2); a 202 would lose it
+            # and every retry would make a new key, hence a new request to approve.
+            raise Forbidden(
+                f"enrollments at '{target.label}' need approval, so serverkeygen cannot "
+                "hand a key over later: generate the key on the device and use simpleenroll"
+            )
         key = generate_private_key(target.profile.default_key_type)
         ours = build_csr(key, csr.subject, csr_sans(csr))
         outcome = await self.enroll(dataclasses.replace(request, csr=ours))
         if isinstance(outcome, Pending):
-            return outcome, None  # the key is dropped: a pending key must not linger
+            return outcome, None  # not reached under a policy; a pending key must not linger
         return outcome, private_key_to_der(key)
 
 

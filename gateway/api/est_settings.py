@@ -92,6 +92,7 @@ def _wire_routes() -> list[Route]:
             ctx = EstContext(
                 backend=est_admin.EstGateway(svc),
                 trusted_proxies=parse_networks(server.trusted_proxies),
+                proxy_header=server.client_cert_header,
                 https_base_url=svc.config.https_base_url if svc.config.tls.enabled else "",
             )
             cached = (svc, ctx)

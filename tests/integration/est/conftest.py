@@ -18,8 +18,10 @@ from gateway.app import create_app
 from gateway.config import load_config
 
 
-async def _start(aiohttp_client: Any, home: Path, database_url: str, proxies: str) -> EstGateway:
-    environ = {
+async def _start(
+    aiohttp_client: Any, home: Path, database_url: str, proxies: str, **extra: str
+) -> EstGateway:
+    environ = extra | {
         "CERTGATE_HOME": str(home),
         "CERTGATE_DATABASE__URL": database_url,
         "CERTGATE_TLS__ENABLED": "false",
@@ -42,3 +44,15 @@ async def est_gw(aiohttp_client: Any, tmp_path: Path, database_url: str) -> EstG
 @pytest.fixture
 async def plain_gw(aiohttp_client: Any, tmp_path: Path, database_url: str) -> EstGateway:
     return await _start(aiohttp_client, tmp_path / "home", database_url, "")
+
+
+@pytest.fixture
+async def header_gw(aiohttp_client: Any, tmp_path: Path, database_url: str) -> EstGateway:
+    """Trusts 127.0.0.1 as a proxy that sends the client certificate in X-Client-Cert."""
+    return await _start(
+        aiohttp_client,
+        tmp_path / "home",
+        database_url,
+        "127.0.0.1/32,::1",
+        CERTGATE_SERVER__CLIENT_CERT_HEADER="X-Client-Cert",
+    )

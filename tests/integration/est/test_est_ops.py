@@ -73,6 +73,20 @@ async def test_ok_simplereenroll_with_proxy_header(est_gw) -> None:
     assert item["renewed_from"] is not None
 
 
+async def test_ok_configured_proxy_header_name(header_gw) -> None:
+    """server.client_cert_header names the proxy's header; the default one is then ignored."""
+    old = await header_gw.enroll("dev9.example.com")
+    der, _ = csr_der("dev9.example.com")
+    default = proxy_header(old)
+    status, _, body = await header_gw.post("simplereenroll", b64(der), headers=default)
+    assert status == 401, body
+    renamed = {"X-Client-Cert": default["X-SSL-Client-Cert"]}
+    status, _, body = await header_gw.post("simplereenroll", b64(der), headers=renamed)
+    assert status == 200, body
+    (new,) = certs_from_cms(body)
+    assert new.serial_number != old.serial_number and new.subject == old.subject
+
+
 async def test_ok_simpleenroll_with_bootstrap_client_cert(est_gw) -> None:
     factory = Ca()
     await est_gw.api("PATCH", SETTINGS, {"bootstrap_ca_pem": factory.pem})

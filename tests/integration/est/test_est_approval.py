@@ -1,0 +1,89 @@
+"""EST under an approval policy (RFC 7030 §4.2.3): 202 + Retry-After while an approver
+decides; the device repeating the same request gets its certificate once approved, or a
+clear refusal once rejected. serverkeygen is refused up front: its key could not be handed
+over later."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from est_helpers import EstGateway, b64, certs_from_cms, csr_der
+
+POLICY = "/api/v1/applications/demo/profiles/tls-server/approval-policy"
+REQUESTS = "/api/v1/applications/demo/requests"
+
+
+async def _approver(gw: EstGateway, name: str) -> dict[str, str]:
+    """A principal the policy names as its approver; its Authorization header."""
+    created = await gw.api(
+        "POST", "/api/v1/principals", {"name": name, "kind": "user", "product_role": "admin"}, 201
+    )
+    token = await gw.api("POST", f"/api/v1/principals/{created['id']}/tokens", {"name": "t"}, 201)
+    await gw.api("PUT", POLICY, {"steps": [{"approvers": [name], "required": 1}]}, 201)
+    return {"Authorization": f"Bearer {token['token']}"}
+
+
+async def _decide(gw: EstGateway, who: dict[str, str], request_id: str, verdict: str) -> Any:
+    resp = await gw.client.post(
+        f"{REQUESTS}/{request_id}/{verdict}", json={"comment": "checked"}, headers=who
+    )
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+async def test_ok_pending_then_approved(est_gw: EstGateway) -> None:
+    approver = await _approver(est_gw, "est-approver")
+    der, _ = csr_der("waits.example.com")
+    status, headers, body = await est_gw.post("simpleenroll", b64(der), auth=est_gw.basic)
+    assert status == 202, body
+    assert int(headers["Retry-After"]) > 0
+    # The same device asking again is the same request, still waiting: no second one.
+    status, _, _ = await est_gw.post("simpleenroll", b64(der), auth=est_gw.basic)
+    assert status == 202
+    listed = await est_gw.api("GET", f"{REQUESTS}?state=open")
+    assert len(listed["items"]) == 1
+    decided = await _decide(est_gw, approver, listed["items"][0]["id"], "approve")
+    assert decided["state"] == "issued"
+    status, _, body = await est_gw.post("simpleenroll", b64(der), auth=est_gw.basic)
+    assert status == 200, body
+    (cert,) = certs_from_cms(body)
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "waits.example.com"
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == ["waits.example.com"]
+    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert ExtendedKeyUsageOID.SERVER_AUTH in eku
+    assert format(cert.serial_number, "x") in str(
+        await est_gw.api(
+            "GET", f"/api/v1/applications/demo/certificates/{decided['certificate_id']}"
+        )
+    )
+    # Asking once more returns that same certificate, not a new one.
+    status, _, again = await est_gw.post("simpleenroll", b64(der), auth=est_gw.basic)
+    assert status == 200 and certs_from_cms(again)[0].serial_number == cert.serial_number
+
+
+async def test_fail_rejected_request_is_refused(est_gw: EstGateway) -> None:
+    approver = await _approver(est_gw, "est-rejecter")
+    der, _ = csr_der("nope.example.com")
+    status, _, _ = await est_gw.post("simpleenroll", b64(der), auth=est_gw.basic)
+    assert status == 202
+    listed = await est_gw.api("GET", f"{REQUESTS}?state=open")
+    await _decide(est_gw, approver, listed["items"][0]["id"], "reject")
+    status, headers, body = await est_gw.post("simpleenroll", b64(der), auth=est_gw.basic)
+    # A fresh request opens (the rejected one is final): the device waits again rather
+    # than getting a certificate nobody approved.
+    assert status == 202, body
+    assert headers["Content-Type"].startswith("text/plain")
+
+
+async def test_fail_serverkeygen_under_approval(est_gw: EstGateway) -> None:
+    await _approver(est_gw, "est-keygen")
+    der, _ = csr_der("keygen.example.com")
+    status, headers, body = await est_gw.post("serverkeygen", b64(der), auth=est_gw.basic)
+    assert status == 403, body
+    assert headers["Content-Type"].startswith("text/plain")
+    assert b"simpleenroll" in body
+    listed = await est_gw.api("GET", f"{REQUESTS}?state=open")
+    assert listed["items"] == []  # nothing was stored
