@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
@@ -20,6 +20,33 @@ from gateway.core.scep import (
 from store.repos._base import Repository
 from store.tables_scep import scep_challenges as _t_ch
 from store.tables_scep import scep_transactions as _t_tx
+
+# Every PKCSReq runs get, claim and update once: built once here, with bound parameters,
+# so SQLAlchemy neither rebuilds them nor recomputes their cache keys per request.
+_GET = select(_t_tx).where(
+    _t_tx.c.scope == bindparam("scope"),
+    _t_tx.c.transaction_id == bindparam("transaction_id"),
+    _t_tx.c.request_key == bindparam("request_key"),
+)
+_CLAIM = {
+    name: insert(_t_tx)
+    .on_conflict_do_nothing(index_elements=["scope", "transaction_id", "request_key"])
+    .returning(_t_tx.c.id)
+    for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+_UPDATED = [c.name for c in _t_tx.columns if c.name != "id"]
+_UPDATE = (
+    update(_t_tx)
+    .where(_t_tx.c.id == bindparam("where_id"))
+    .values({name: bindparam(name) for name in _UPDATED})
+    .returning(_t_tx.c.id)
+)
+_UPDATE_IF = (
+    update(_t_tx)
+    .where(_t_tx.c.id == bindparam("where_id"), _t_tx.c.state == bindparam("where_state"))
+    .values({name: bindparam(name) for name in _UPDATED})
+    .returning(_t_tx.c.id)
+)
 
 
 def _transaction(row: RowMapping) -> ScepTransaction:
@@ -124,22 +151,14 @@ class ScepRepository(Repository):
 
     async def claim(self, record: ScepTransaction) -> bool:
         """Insert unless (scope, transactionID, request key) exists; False when it does."""
-        dialect_insert = pg_insert if self._dialect == "postgresql" else sqlite_insert
-        statement = (
-            dialect_insert(_t_tx)
-            .values(**_values(record))
-            .on_conflict_do_nothing(index_elements=["scope", "transaction_id", "request_key"])
-            .returning(_t_tx.c.id)
-        )
-        result = await self._session.execute(statement)
+        result = await self._session.execute(_CLAIM[self._dialect], _values(record))
         return result.first() is not None
 
     async def get(self, scope: str, transaction_id: str, key: str) -> ScepTransaction | None:
-        row = await self._get_by(
-            _t_tx.c.scope == scope,
-            _t_tx.c.transaction_id == transaction_id,
-            _t_tx.c.request_key == key,
+        result = await self._session.execute(
+            _GET, {"scope": scope, "transaction_id": transaction_id, "request_key": key}
         )
+        row = result.mappings().one_or_none()
         return _transaction(row) if row else None
 
     async def latest(self, scope: str, transaction_id: str) -> ScepTransaction | None:
@@ -156,14 +175,13 @@ class ScepRepository(Repository):
         self, record: ScepTransaction, expected: TransactionState | None = None
     ) -> bool:
         """Store `record` (by id); with `expected`, only if the row is still in that state."""
-        conditions = [_t_tx.c.id == record.id]
-        if expected is not None:
-            conditions.append(_t_tx.c.state == expected.value)
         values = _values(record)
-        del values["id"]
-        result = await self._session.execute(
-            update(_t_tx).where(*conditions).values(**values).returning(_t_tx.c.id)
-        )
+        values["where_id"] = values.pop("id")
+        statement = _UPDATE
+        if expected is not None:
+            values["where_state"] = expected.value
+            statement = _UPDATE_IF
+        result = await self._session.execute(statement, values)
         return result.first() is not None
 
     async def delete(self, record_id: uuid.UUID) -> None:
