@@ -19,7 +19,7 @@ from gateway.admin import cas as ca_admin
 from gateway.admin import certificates as cert_admin
 from gateway.admin.audit import Actor
 from gateway.admin.catalog import active_project
-from gateway.admin.services import Services, open_services
+from gateway.admin.services import Services, open_services, prepare_home
 from gateway.api import serializers as ser
 from gateway.api.audit import event_json
 from gateway.appkeys import SERVICES
@@ -135,7 +135,7 @@ def db() -> None:
 def db_upgrade(ctx: click.Context) -> None:
     """Create or upgrade the schema to the latest migration."""
     config = _config(ctx)
-    config.home.mkdir(parents=True, exist_ok=True)
+    prepare_home(config)
     upgrade_sync(config.database_url)
     click.echo("database is at the latest schema revision")
 

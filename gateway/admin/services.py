@@ -40,6 +40,13 @@ class Services:
         await self.db.close()
 
 
+def prepare_home(config: Config) -> None:
+    """The home (0700) and an embedded database file (0600), before anything writes them:
+    it holds the root key and the database with the wrapped CA keys."""
+    config.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _private_sqlite_file(config.database_url)
+
+
 def _private_sqlite_file(url: str) -> None:
     """Create an embedded database file as 0600 before SQLite does (it would use the umask);
     SQLite gives its -wal/-shm files the database file's permissions."""
@@ -52,8 +59,7 @@ def _private_sqlite_file(url: str) -> None:
 
 
 async def open_services(config: Config, *, migrate: bool = True) -> Services:
-    config.home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    _private_sqlite_file(config.database_url)
+    prepare_home(config)
     if migrate:
         await upgrade(config.database_url)
     db = Database.create(config.database_url, echo=config.database.echo)
