@@ -8,13 +8,16 @@ add the extended key usage and the validity the profile sets."""
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import re
 import shutil
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from tests.e2e.conftest import CLIENTS_DIR
 
@@ -125,6 +128,27 @@ def test_lego_issue_renew(acme_served, legacy: bool) -> None:
     )
     _check_issued(output)
     assert "renewed:" in output, output
+    # lego revoked the renewed certificate (revokeCert, reason 1): the gateway says so too.
+    revoked = re.search(r"revoked serial=([0-9A-Fa-f]+)", output)
+    assert revoked, output
+    assert int(revoked.group(1), 16) in _crl_serials(acme_served.gateway)
+
+
+def _crl_serials(served) -> set[int]:
+    """Serials on the CRLs the gateway publishes (what a relying party would fetch)."""
+    token = served.bootstrap["admin_token"]
+    request = urllib.request.Request(
+        f"{served.base_url}/api/v1/cas", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        body = json.load(resp)
+    cas = body["items"] if isinstance(body, dict) else body
+    serials: set[int] = set()
+    for ca in cas:
+        with urllib.request.urlopen(f"{served.base_url}/pki/crl/{ca['id']}.crl", timeout=10) as r:
+            crl = x509.load_der_x509_crl(r.read())
+        serials |= {entry.serial_number for entry in crl}
+    return serials
 
 
 # --- certbot dns-01 through manual hooks --------------------------------------------------
