@@ -138,10 +138,6 @@ def _note_config_write(
         conn.info[_CONFIG_WRITTEN] = True
 
 
-def _forget_config_write(conn: Connection) -> None:
-    conn.info.pop(_CONFIG_WRITTEN, None)
-
-
 def create_engine(url: str | URL, *, echo: bool = False) -> AsyncEngine:
     """An async engine with certgate's connection settings (see the module docstring)."""
     parsed = normalize_url(url)
@@ -280,7 +276,6 @@ class Database:
         self._write_lock = asyncio.Lock() if self._dialect == "sqlite" else None
         self.cache = ConfigCache(self)
         event.listen(engine.sync_engine, "before_cursor_execute", _note_config_write)
-        event.listen(engine.sync_engine, "rollback", _forget_config_write)
 
     async def cached(self, key: Hashable, load: Callable[[Tx], Awaitable[T]]) -> T:
         """A configuration read through the process's read cache (store.cache)."""
@@ -311,6 +306,8 @@ class Database:
                 yield Tx(conn, self._dialect)
             return
         async with self._writer_turn(), self._engine.connect() as conn:
+            # A rolled-back transaction may have left the flag on this pooled connection.
+            conn.info.pop(_CONFIG_WRITTEN, None)
             async with conn.begin():
                 yield Tx(conn, self._dialect)
                 wrote_config = conn.info.pop(_CONFIG_WRITTEN, False)
