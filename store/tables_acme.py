@@ -1,4 +1,4 @@
-"""Tables for the ACME server (accounts, orders, authorizations, challenges, nonces).
+"""Tables for the ACME server (accounts, orders, authorizations, challenges, used nonces).
 
 Everything an ACME exchange needs lives here, so several gateway processes behind one
 address serve one client (RFC 8555 leaves server state to the server; we share it).
@@ -22,9 +22,12 @@ from sqlalchemy import (
 from store.tables import metadata
 from store.types import UtcDateTime
 
-# RFC 8555 §6.5: each nonce is accepted once; consuming it is one DELETE of its row.
-acme_nonces = Table(
-    "acme_nonces",
+# RFC 8555 §6.5: each nonce is accepted once. Nonces are HMAC-authenticated (see
+# protocols.acme.nonces), so handing one out writes nothing; accepting one inserts its row
+# here, and the primary key turns a replay into a conflict. A row is kept until the nonce
+# could no longer be accepted anyway (`expires_at`), then swept (migration 0008).
+acme_used_nonces = Table(
+    "acme_used_nonces",
     metadata,
     Column("value", String(64), primary_key=True),
     Column("expires_at", UtcDateTime(), nullable=False),

@@ -33,7 +33,7 @@ from gateway.core.acme import (
     ApprovalOutcome,
     ChallengeType,
 )
-from gateway.core.errors import InvalidInput, NotFound
+from gateway.core.errors import Conflict, InvalidInput, NotFound
 from gateway.core.model import (
     Application,
     EnrollmentMethod,
@@ -43,6 +43,7 @@ from gateway.core.model import (
     new_id,
 )
 from gateway.pki.kms import secret_aad
+from protocols.acme import nonces
 from protocols.acme.routes import PREFIXES
 from protocols.acme.server import AcmeDeps, AcmeServer, ValidationSettings
 from protocols.acme.sweeper import sweep_forever
@@ -50,6 +51,8 @@ from store.db import Tx
 
 ACME = EnrollmentMethod.ACME.value
 EAB_PURPOSE = "eab_hmac"
+NONCE_PURPOSE = "acme_nonce_key"
+_KEYS_KEPT = 1024
 _SETTINGS = {"enabled", "eab_required", "validation_networks", "challenges", "terms_of_service"}
 
 
@@ -118,13 +121,17 @@ def _endpoint(
 
 
 class Endpoints:
-    """gateway.core.acme.EndpointResolver over the database."""
+    """gateway.core.acme.EndpointResolver over the database. Directories, EAB keys and
+    nonce keys are configuration (projects, applications, profiles, attachments, secrets):
+    read through the process's configuration cache (store.cache), which every write to
+    those tables, from any process, invalidates."""
 
     def __init__(self, services: Services) -> None:
         self._services = services
+        self._keys: dict[uuid.UUID, bytes] = {}  # decrypted secrets by secret id
 
     async def scoped(self, app_slug: str, profile_slug: str) -> AcmeEndpoint | None:
-        async with self._services.db.transaction(read_only=True) as tx:
+        async def load(tx: Tx) -> AcmeEndpoint | None:
             try:
                 project = await active_project(tx)
             except NotFound:
@@ -134,31 +141,79 @@ class Endpoints:
             if app is None or profile is None:
                 return None
             attachment = await tx.attachments.get(app.id, profile.id)
-        if attachment is None:
-            return None
-        settings = attachment.methods.get(ACME, {})
-        return _endpoint(attachment_scope(attachment), profile, app, settings)
+            if attachment is None:
+                return None
+            settings = attachment.methods.get(ACME, {})
+            return _endpoint(attachment_scope(attachment), profile, app, settings)
+
+        return await self._services.db.cached(("acme", app_slug, profile_slug), load)
 
     async def legacy(self, profile_id: uuid.UUID) -> AcmeEndpoint | None:
-        async with self._services.db.transaction(read_only=True) as tx:
+        async def load(tx: Tx) -> AcmeEndpoint | None:
             profile = await tx.profiles.get(profile_id)
-        if profile is None:
-            return None
-        return _endpoint(legacy_scope(profile), profile, None, profile.enrollment.get(ACME, {}))
+            if profile is None:
+                return None
+            settings = profile.enrollment.get(ACME, {})
+            return _endpoint(legacy_scope(profile), profile, None, settings)
+
+        return await self._services.db.cached(("acme-legacy", profile_id), load)
 
     async def eab_key(self, endpoint: AcmeEndpoint, kid: str) -> bytes | None:
-        async with self._services.db.transaction(read_only=True) as tx:
-            secret = await tx.secrets.get_by_owner(_owner(endpoint.scope), EAB_PURPOSE)
+        owner = _owner(endpoint.scope)
+        secret = await self._secret(owner, EAB_PURPOSE)
         if secret is None:
             return None
-        stored = json.loads(
-            await self._services.kms.decrypt(
-                secret.project_id, secret.ciphertext, secret_aad(secret.id)
-            )
-        )
+        stored = json.loads(await self._plaintext(secret))
         if not secrets.compare_digest(stored["kid"], kid):
             return None
         return _b64decode(stored["key"])
+
+    async def nonce_key(self, endpoint: AcmeEndpoint) -> bytes:
+        """One key per project (protocols.acme.nonces), so every process serving any of its
+        directories accepts the nonces of the others; stored like every other secret,
+        encrypted under the project's KMS key."""
+        project_id = endpoint.profile.project_id
+        owner = _nonce_owner(project_id)
+        secret = await self._secret(owner, NONCE_PURPOSE)
+        if secret is None:
+            secret = await self._make_nonce_key(project_id, owner)
+        return await self._plaintext(secret)
+
+    async def _secret(self, owner: str, purpose: str) -> Secret | None:
+        async def load(tx: Tx) -> Secret | None:
+            return await tx.secrets.get_by_owner(owner, purpose)
+
+        return await self._services.db.cached(("secret", owner, purpose), load)
+
+    async def _plaintext(self, secret: Secret) -> bytes:
+        # A secret's id changes whenever it is replaced, so this never serves a stale one.
+        plain = self._keys.get(secret.id)
+        if plain is None:
+            plain = await self._services.kms.decrypt(
+                secret.project_id, secret.ciphertext, secret_aad(secret.id)
+            )
+            if len(self._keys) >= _KEYS_KEPT:
+                self._keys.clear()
+            self._keys[secret.id] = plain
+        return plain
+
+    async def _make_nonce_key(self, project_id: uuid.UUID, owner: str) -> Secret:
+        """Insert the key unless another process did first; either way, the stored one."""
+        services = self._services
+        secret_id = new_id()
+        ciphertext = await services.kms.encrypt(project_id, nonces.new_key(), secret_aad(secret_id))
+        made = Secret(secret_id, project_id, owner, NONCE_PURPOSE, ciphertext, services.clock.now())
+        try:
+            async with services.db.transaction() as tx:
+                if await tx.secrets.get_by_owner(owner, NONCE_PURPOSE) is None:
+                    await tx.secrets.add(made)
+        except Conflict:
+            pass  # another process stored its key between our read and our insert
+        async with services.db.transaction(read_only=True) as tx:
+            stored = await tx.secrets.get_by_owner(owner, NONCE_PURPOSE)
+        if stored is None:
+            raise RuntimeError("the ACME nonce key could not be stored")
+        return stored
 
 
 class ApprovalOutcomes:
@@ -181,6 +236,10 @@ class ApprovalOutcomes:
 
 def _owner(scope: str) -> str:
     return f"{scope}:acme"
+
+
+def _nonce_owner(project_id: uuid.UUID) -> str:
+    return f"project:{project_id}:acme"
 
 
 def _b64(data: bytes) -> str:

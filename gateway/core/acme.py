@@ -372,6 +372,10 @@ class EndpointResolver(Protocol):
     async def eab_key(self, endpoint: AcmeEndpoint, kid: str) -> bytes | None:
         """The HMAC key of an EAB key id valid for this endpoint, or None."""
 
+    async def nonce_key(self, endpoint: AcmeEndpoint) -> bytes:
+        """The key that authenticates this endpoint's nonces (RFC 8555 §6.5), the same in
+        every process serving it; made on first use."""
+
 
 class PendingRequests(Protocol):
     async def outcome(self, request_id: uuid.UUID) -> ApprovalOutcome:
@@ -379,10 +383,8 @@ class PendingRequests(Protocol):
 
 
 class AcmeRepositoryPort(Protocol):
-    async def add_nonce(self, value: str, expires: datetime) -> None: ...
-
-    async def consume_nonce(self, value: str, now: datetime) -> bool:
-        """Delete the nonce if it exists and is unexpired; True exactly once per nonce."""
+    async def use_nonce(self, value: str, expires: datetime) -> bool:
+        """Record a nonce as used (kept until `expires`); True exactly once per nonce."""
 
     async def purge_nonces(self, now: datetime) -> int: ...
 
@@ -423,9 +425,15 @@ class AcmeRepositoryPort(Protocol):
 
     async def find_order_by_certificate(self, certificate_id: uuid.UUID) -> Order | None: ...
 
-    async def get_authorization(self, authz_id: uuid.UUID) -> Authorization | None: ...
+    async def get_authorization(
+        self, authz_id: uuid.UUID, *, challenges: bool = True
+    ) -> Authorization | None: ...
 
-    async def authorizations_of(self, order_id: uuid.UUID) -> list[Authorization]: ...
+    async def authorizations_of(
+        self, order_id: uuid.UUID, *, challenges: bool = True
+    ) -> list[Authorization]:
+        """An order's authorizations; challenges=False leaves their challenges out (the
+        order's status needs only the authorizations' own)."""
 
     async def set_authorization(
         self, authz_id: uuid.UUID, status: AuthzStatus, expected: Sequence[AuthzStatus]

@@ -75,8 +75,7 @@ async def new_account(ctx: Ctx) -> web.Response:
         raise malformed("newAccount must be signed with a jwk, not a kid (RFC 8555 §6.2)")
     payload = decode(NewAccount, verified.jws.payload())
     thumbprint = jwslib.thumbprint(verified.jwk)
-    async with ctx.deps.db.transaction(read_only=True) as uow:
-        existing = await uow.acme.find_account(ctx.endpoint.scope, thumbprint)
+    existing = await ctx.uow.acme.find_account(ctx.endpoint.scope, thumbprint)
     if existing is not None:  # §7.3.1: the key is already registered
         if existing.status is not AccountStatus.VALID:
             raise Problem("unauthorized", f"account is {existing.status.value}")
@@ -104,8 +103,7 @@ async def new_account(ctx: Ctx) -> web.Response:
         eab_kid=eab_kid,
         created_at=ctx.server.now(),
     )
-    async with ctx.deps.db.transaction() as uow:
-        stored = await uow.acme.add_account(account)
+    stored = await ctx.uow.acme.add_account(account)
     status = 201 if stored.id == account.id else 200
     location = ctx.url("account", account_id=str(stored.id))
     return json_response(ctx, account_json(ctx, stored), status=status, location=location)
@@ -152,8 +150,7 @@ async def account(ctx: Ctx) -> web.Response:
             raise malformed("an account's status can only be changed to deactivated")
         status = AccountStatus.DEACTIVATED
     contact = _contacts(payload.contact) if "contact" in verified.jws.payload() else None
-    async with ctx.deps.db.transaction() as uow:
-        updated = await uow.acme.update_account(current.id, status=status, contact=contact)
+    updated = await ctx.uow.acme.update_account(current.id, status=status, contact=contact)
     assert updated is not None
     return json_response(ctx, account_json(ctx, updated))
 
@@ -180,16 +177,14 @@ async def key_change(ctx: Ctx) -> web.Response:
     if jwslib.thumbprint(change.old_key) != current.thumbprint:
         raise Problem("unauthorized", "keyChange oldKey is not the account's key")
     thumbprint = jwslib.thumbprint(new_jwk)
-    async with ctx.deps.db.transaction(read_only=True) as uow:
-        clash = await uow.acme.find_account(ctx.endpoint.scope, thumbprint)
+    clash = await ctx.uow.acme.find_account(ctx.endpoint.scope, thumbprint)
     if clash is not None:
         location = ctx.url("account", account_id=str(clash.id))
         raise Problem(
             "malformed", "the new key is already in use", 409, headers={"Location": location}
         )
     try:
-        async with ctx.deps.db.transaction() as uow:
-            updated = await uow.acme.update_account(current.id, jwk=new_jwk, thumbprint=thumbprint)
+        updated = await ctx.uow.acme.update_account(current.id, jwk=new_jwk, thumbprint=thumbprint)
     except Conflict:
         raise Problem("malformed", "the new key is already in use", 409) from None
     assert updated is not None

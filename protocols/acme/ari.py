@@ -47,7 +47,7 @@ def _serial_from_cert_id(value: str) -> str:
 
 async def _by_cert_id(ctx: Ctx, value: str) -> Certificate | None:
     serial = _serial_from_cert_id(value)
-    async with ctx.deps.db.transaction(read_only=True) as uow:
+    async with ctx.work(read_only=True) as uow:
         cert = await uow.certificates.get_by_serial(serial)
     if cert is None or cert.profile_id != ctx.endpoint.profile.id:
         return None
@@ -79,7 +79,7 @@ async def check_replaces(ctx: Ctx, account: Account, value: str | None) -> str |
         return None
     cert = await _by_cert_id(ctx, value)
     if cert is not None:
-        async with ctx.deps.db.transaction(read_only=True) as uow:
+        async with ctx.work(read_only=True) as uow:
             order = await uow.acme.find_order_by_certificate(cert.id)
         if order is not None and order.account_id == account.id:
             return value
@@ -106,9 +106,9 @@ async def revoke_cert(ctx: Ctx) -> web.Response:
     reason_code = 0 if payload.reason is None else payload.reason
     if not isinstance(reason_code, int) or reason_code not in _REASONS:
         raise Problem("badRevocationReason", f"revocation reason {payload.reason!r} not allowed")
-    async with ctx.deps.db.transaction(read_only=True) as uow:
-        cert = await uow.certificates.get_by_serial(format(leaf.serial_number, "x"))
-        order = await uow.acme.find_order_by_certificate(cert.id) if cert else None
+    uow = ctx.uow
+    cert = await uow.certificates.get_by_serial(format(leaf.serial_number, "x"))
+    order = await uow.acme.find_order_by_certificate(cert.id) if cert else None
     if cert is None or cert.profile_id != ctx.endpoint.profile.id:
         raise not_found("certificate")
     stored = x509.load_pem_x509_certificate(cert.certificate_pem.encode())
@@ -124,6 +124,7 @@ async def revoke_cert(ctx: Ctx) -> web.Response:
         if signer.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo) != spki:
             raise Problem("unauthorized", "the JWS key is not the certificate's key")
         actor = "acme:certificate-key"
+    await ctx.commit()  # revocation runs in the enrollment core's own transaction
     try:
         await ctx.deps.enrollment.revoke(
             cert.id,

@@ -64,9 +64,10 @@ def authz_json(ctx: Ctx, authz: Authorization, status: AuthzStatus) -> dict[str,
     return out
 
 
-async def _owned_authz(ctx: Ctx, account_id: uuid.UUID, authz_id: uuid.UUID) -> Authorization:
-    async with ctx.deps.db.transaction(read_only=True) as uow:
-        authz = await uow.acme.get_authorization(authz_id)
+async def _owned_authz(
+    ctx: Ctx, account_id: uuid.UUID, authz_id: uuid.UUID, *, challenges: bool = True
+) -> Authorization:
+    authz = await ctx.uow.acme.get_authorization(authz_id, challenges=challenges)
     if authz is None or authz.account_id != account_id:
         raise not_found("authorization")
     return authz
@@ -83,11 +84,11 @@ async def authorization(ctx: Ctx) -> web.Response:
             raise malformed("an authorization can only be deactivated")
         if not rules.can_deactivate_authorization(status):
             raise malformed(f"a {status.value} authorization cannot be deactivated")
-        async with ctx.deps.db.transaction() as uow:
-            await uow.acme.set_authorization(
-                authz.id, AuthzStatus.DEACTIVATED, [AuthzStatus.PENDING, AuthzStatus.VALID]
-            )
-            await settle_order(uow, authz.order_id, ctx.server.now())
+        uow = ctx.uow
+        await uow.acme.set_authorization(
+            authz.id, AuthzStatus.DEACTIVATED, [AuthzStatus.PENDING, AuthzStatus.VALID]
+        )
+        await settle_order(uow, authz.order_id, ctx.server.now())
         status = AuthzStatus.DEACTIVATED
     return json_response(ctx, authz_json(ctx, authz, status))
 
@@ -97,11 +98,10 @@ async def challenge(ctx: Ctx) -> web.Response:
     verified = await verify_post(ctx)
     account = verified.account
     assert account is not None
-    async with ctx.deps.db.transaction(read_only=True) as uow:
-        found = await uow.acme.get_challenge(ctx.resource_id("challenge_id"))
+    found = await ctx.uow.acme.get_challenge(ctx.resource_id("challenge_id"))
     if found is None:
         raise not_found("challenge")
-    authz = await _owned_authz(ctx, account.id, found.authorization_id)
+    authz = await _owned_authz(ctx, account.id, found.authorization_id, challenges=False)
     ctx.headers["Link"] = f'<{ctx.url("authz", authz_id=str(authz.id))}>;rel="up"'
     if verified.jws.post_as_get:
         return json_response(ctx, challenge_json(ctx, found))
@@ -110,11 +110,13 @@ async def challenge(ctx: Ctx) -> web.Response:
     status = rules.authorization_status(authz, ctx.server.now())
     if rules.can_respond_to_challenge(status, found.status):
         now = ctx.server.now()
-        async with ctx.deps.db.transaction() as uow:
-            started = await uow.acme.set_challenge(
-                found.id, ChallengeStatus.PROCESSING, [ChallengeStatus.PENDING], started_at=now
-            )
+        started = await ctx.uow.acme.set_challenge(
+            found.id, ChallengeStatus.PROCESSING, [ChallengeStatus.PENDING], started_at=now
+        )
         if started:
+            # Committed before the validator starts: it records its verdict by
+            # compare-and-set from `processing`, which it must find.
+            await ctx.commit()
             found = replace(found, status=ChallengeStatus.PROCESSING, started_at=now)
             key_auth = rules.key_authorization(found.token, account.thumbprint)
             ctx.server.spawn(_validate(ctx.server, ctx.endpoint, authz, found, key_auth))
@@ -203,7 +205,7 @@ async def settle_order(uow: AcmeUnitOfWork, order_id: uuid.UUID, now: datetime) 
     order = await uow.acme.get_order(order_id)
     if order is None:
         return
-    authzs = await uow.acme.authorizations_of(order_id)
+    authzs = await uow.acme.authorizations_of(order_id, challenges=False)
     status = rules.order_status(order, [rules.authorization_status(a, now) for a in authzs], now)
     if status is not order.status:
         await uow.acme.set_order(

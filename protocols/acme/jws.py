@@ -110,10 +110,30 @@ def check_algorithm(alg: Any) -> None:
         )
 
 
+# Parsed account keys by their JWK members: building a key (the EC point check above all)
+# costs as much as verifying a signature, and an account signs every request with one key.
+_KEYS: dict[tuple[Any, ...], PublicKey] = {}
+_KEYS_KEPT = 4096
+_MEMBERS = ("kty", "crv", "x", "y", "n", "e")
+
+
 def public_key(jwk: Any) -> PublicKey:
     """RFC 7517/7518/8037 JWK → key; badPublicKey for anything we cannot use."""
     if not isinstance(jwk, dict):
         raise malformed("jwk must be a JSON object")
+    members = tuple(jwk.get(m) for m in _MEMBERS)
+    try:
+        return _KEYS[members]
+    except (KeyError, TypeError):  # TypeError: an unhashable member, refused below
+        pass
+    key = _public_key(jwk)
+    if len(_KEYS) >= _KEYS_KEPT:
+        _KEYS.clear()
+    _KEYS[members] = key
+    return key
+
+
+def _public_key(jwk: dict[str, Any]) -> PublicKey:
     kty = jwk.get("kty")
     try:
         if kty == "EC":

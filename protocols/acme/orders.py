@@ -150,26 +150,26 @@ async def new_order(ctx: Ctx) -> web.Response:
         replaces=replaces,
         created_at=now,
     )
-    async with ctx.deps.db.transaction() as uow:
-        await uow.acme.add_order(order, authorizations)
+    await ctx.uow.acme.add_order(order, authorizations)
     location = ctx.url("order", order_id=str(order.id))
     return json_response(ctx, order_json(ctx, order), status=201, location=location)
 
 
 async def load_order(ctx: Ctx, account: Account, order_id: uuid.UUID) -> Order:
     """The order with its status brought up to date (§7.1.6 expiry, approval outcome)."""
-    async with ctx.deps.db.transaction(read_only=True) as uow:
+    async with ctx.work() as uow:
         order = await uow.acme.get_order(order_id)
-        authzs = await uow.acme.authorizations_of(order_id) if order else []
-    if order is None or order.account_id != account.id:
-        raise not_found("order")
-    now = ctx.server.now()
-    statuses = [rules.authorization_status(a, now) for a in authzs]
-    current = rules.order_status(order, statuses, now)
-    if current is not order.status:
-        async with ctx.deps.db.transaction() as uow:
+        if order is None or order.account_id != account.id:
+            raise not_found("order")
+        now = ctx.server.now()
+        current = order.status
+        if current in (OrderStatus.PENDING, OrderStatus.READY):  # the others are final here
+            authzs = await uow.acme.authorizations_of(order_id, challenges=False)
+            statuses = [rules.authorization_status(a, now) for a in authzs]
+            current = rules.order_status(order, statuses, now)
+        if current is not order.status:
             await uow.acme.set_order(order.id, status=current, expected=[order.status])
-        order = replace(order, status=current)
+            order = replace(order, status=current)
     if order.status is OrderStatus.PROCESSING and order.request_id is not None:
         order = await _poll_approval(ctx, order)
     return order
@@ -179,13 +179,14 @@ async def _poll_approval(ctx: Ctx, order: Order) -> Order:
     """A Pending enrollment keeps the order `processing` (§7.1.6) until the request is
     decided; approval issues the certificate, which makes the order `valid`."""
     assert order.request_id is not None
+    await ctx.commit()  # the enrollment core's transactions are its own
     outcome = await ctx.deps.pending.outcome(order.request_id)
     status, error = rules.order_after_approval(outcome)
     if status is OrderStatus.PROCESSING:
         return order
     certificate_id = outcome.certificate_id if status is OrderStatus.VALID else None
     current: Order | None = None
-    async with ctx.deps.db.transaction() as uow:
+    async with ctx.work() as uow:
         moved = await uow.acme.set_order(
             order.id,
             status=status,
@@ -221,8 +222,7 @@ async def list_orders(ctx: Ctx) -> web.Response:
     assert verified.account is not None
     if ctx.resource_id("account_id") != verified.account.id:
         raise Problem("unauthorized", "the kid does not own this account")
-    async with ctx.deps.db.transaction(read_only=True) as uow:
-        orders = await uow.acme.list_orders(verified.account.id, ORDERS_LISTED)
+    orders = await ctx.uow.acme.list_orders(verified.account.id, ORDERS_LISTED)
     urls = [ctx.url("order", order_id=str(o.id)) for o in orders]
     return json_response(ctx, {"orders": urls})
 
@@ -244,12 +244,14 @@ async def finalize(ctx: Ctx) -> web.Response:
     mismatch = rules.csr_mismatch(csr, order.identifiers)
     if mismatch:
         raise Problem("badCSR", f"CSR does not match the order: {mismatch}")
-    async with ctx.deps.db.transaction() as uow:
+    async with ctx.work() as uow:
         claimed = await uow.acme.set_order(
             order.id, status=OrderStatus.PROCESSING, expected=[OrderStatus.READY]
         )
     if not claimed:  # another request finalized it first
         raise Problem("orderNotReady", "order is already being finalized")
+    # The claim is committed before issuance, which runs in transactions of its own.
+    await ctx.commit()
     try:
         outcome = await ctx.deps.enrollment.enroll(
             EnrollmentRequest(
@@ -278,7 +280,7 @@ async def finalize(ctx: Ctx) -> web.Response:
     except BaseException:
         await _fail(ctx, order, StoredProblem("serverInternal", "issuance failed"))
         raise
-    async with ctx.deps.db.transaction() as uow:
+    async with ctx.work() as uow:
         if isinstance(outcome, Issued):
             certificate_id = outcome.certificate.id
             await uow.acme.set_order(
@@ -301,7 +303,7 @@ async def finalize(ctx: Ctx) -> web.Response:
 
 
 async def _fail(ctx: Ctx, order: Order, error: StoredProblem) -> None:
-    async with ctx.deps.db.transaction() as uow:
+    async with ctx.work() as uow:
         await uow.acme.set_order(
             order.id, status=OrderStatus.INVALID, expected=[OrderStatus.PROCESSING], error=error
         )
@@ -325,9 +327,8 @@ async def certificate(ctx: Ctx) -> web.Response:
     if not verified.jws.post_as_get:
         raise Problem("malformed", "a certificate is fetched with POST-as-GET (§6.3)")
     cert_id = ctx.resource_id("cert_id")
-    async with ctx.deps.db.transaction(read_only=True) as uow:
-        order = await uow.acme.find_order_by_certificate(cert_id)
-        cert = await uow.certificates.get(cert_id)
+    order = await ctx.uow.acme.find_order_by_certificate(cert_id)
+    cert = await ctx.uow.certificates.get(cert_id) if order is not None else None
     if order is None or order.account_id != verified.account.id or cert is None:
         raise not_found("certificate")
     # §7.4.2 allows `Link: rel="alternate"` for other chains from the same leaf to other

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -18,11 +18,11 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from gateway.core.acme import (
-    NONCE_LIFETIME,
     Account,
     AccountStatus,
     AcmeEndpoint,
     AcmeTransactions,
+    AcmeUnitOfWork,
     EndpointResolver,
     PendingRequests,
 )
@@ -31,6 +31,7 @@ from gateway.core.errors import DomainError
 from gateway.core.model import Certificate, RevocationReason
 from gateway.core.ports import Clock
 from protocols.acme import jws as jwslib
+from protocols.acme import nonces
 from protocols.acme.problems import PROBLEM_JSON, Problem, malformed
 
 log = logging.getLogger("certgate.acme")
@@ -114,13 +115,80 @@ class AcmeServer:
 
 @dataclass
 class Ctx:
-    """One ACME request: its endpoint and how to name resources under it."""
+    """One ACME request: its endpoint, how to name resources under it, and its transaction.
+
+    A signed request (verify_post) runs in one write transaction, from consuming its nonce
+    to the handler's last write, committed before the response is sent. A handler that
+    must call out (issuance, approval, revocation, a validation task) ends it first with
+    `commit()`; after that, `work()` opens transactions of their own."""
 
     server: AcmeServer
     request: web.Request
     kind: str
     endpoint: AcmeEndpoint
     headers: dict[str, str] = field(default_factory=dict)
+    _tx: AbstractAsyncContextManager[AcmeUnitOfWork] | None = None
+    _uow: AcmeUnitOfWork | None = None
+    # The nonce consumed inside the open transaction (value, keep-until), until it commits.
+    _spent: tuple[str, datetime] | None = None
+
+    async def begin(self) -> AcmeUnitOfWork:
+        if self._uow is None:
+            tx = self.deps.db.transaction()
+            self._uow = await tx.__aenter__()
+            self._tx = tx
+        return self._uow
+
+    async def use_nonce(self, value: str, keep_until: datetime) -> bool:
+        """Open the request's transaction by recording its nonce as used (RFC 8555 §6.5);
+        False when it was used before."""
+        if not await (await self.begin()).acme.use_nonce(value, keep_until):
+            return False
+        self._spent = (value, keep_until)
+        return True
+
+    @property
+    def uow(self) -> AcmeUnitOfWork:
+        """The request's open transaction (verify_post opened it)."""
+        if self._uow is None:
+            raise RuntimeError("the request's transaction is not open")
+        return self._uow
+
+    @asynccontextmanager
+    async def work(self, *, read_only: bool = False) -> AsyncIterator[AcmeUnitOfWork]:
+        """The request's transaction while it is open, else one of its own."""
+        if self._uow is not None:
+            yield self._uow
+            return
+        async with self.deps.db.transaction(read_only=read_only) as uow:
+            yield uow
+
+    async def commit(self) -> None:
+        tx, self._tx, self._uow = self._tx, None, None
+        if tx is not None:
+            await tx.__aexit__(None, None, None)
+        self._spent = None
+
+    async def abort(self, err: BaseException) -> None:
+        """Roll the request back, but keep its nonce spent. RFC 8555 §6.5: a nonce is
+        accepted once; a request that failed after its nonce was accepted (a Problem from
+        the handler, say) must not be replayable later, when the same request might
+        succeed. So the rollback, which takes the nonce's use with it, is followed by a
+        transaction that records the use alone (only on this error path)."""
+        tx, self._tx, self._uow = self._tx, None, None
+        spent, self._spent = self._spent, None
+        if tx is not None:
+            try:
+                await tx.__aexit__(type(err), err, err.__traceback__)
+            except BaseException as rollback_err:
+                if rollback_err is not err:
+                    log.warning("rolling back an ACME request failed: %r", rollback_err)
+        if spent is not None:
+            try:
+                async with self.deps.db.transaction() as uow:
+                    await uow.acme.use_nonce(*spent)
+            except Exception:
+                log.exception("could not record a used nonce after a failed request")
 
     @property
     def deps(self) -> AcmeDeps:
@@ -169,27 +237,28 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-async def new_nonce(server: AcmeServer) -> str:
-    """RFC 8555 §6.5: an unpredictable value, stored so any process can check it."""
-    value = secrets.token_urlsafe(24)
-    now = server.now()
-    async with server.deps.db.transaction() as uow:
-        await uow.acme.add_nonce(value, now + NONCE_LIFETIME)
-        # Expired nonces are swept by whoever happens to hand out a new one, now and then.
-        if value[0] == "A":
-            await uow.acme.purge_nonces(now)
-    return value
+async def new_nonce(ctx: Ctx) -> str:
+    """RFC 8555 §6.5: an unpredictable value any process can check (protocols.acme.nonces);
+    nothing is stored until it is used."""
+    return nonces.issue(await ctx.deps.endpoints.nonce_key(ctx.endpoint), ctx.server.now())
 
 
 def endpoint(server: AcmeServer, kind: str, handler: Handler, *, nonce: bool = True) -> Any:
-    """Wrap a handler: resolve the endpoint, render any Problem as application/problem+json
-    (RFC 8555 §6.7), add Replay-Nonce (§6.5) and the directory Link (§7.1)."""
+    """Wrap a handler: resolve the endpoint, run it in the request's transaction (Ctx),
+    render any Problem as application/problem+json (RFC 8555 §6.7), add Replay-Nonce (§6.5)
+    and the directory Link (§7.1)."""
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
         ctx: Ctx | None = None
         try:
             ctx = Ctx(server, request, kind, await _resolve(server, request, kind))
-            response = await handler(ctx)
+            try:
+                response = await handler(ctx)
+            except BaseException as err:
+                await ctx.abort(err)
+                raise
+            # The state the response describes is committed before it is sent.
+            await ctx.commit()
         except Problem as problem:
             response = _problem_response(problem)
         except web.HTTPRequestEntityTooLarge:
@@ -208,9 +277,9 @@ def endpoint(server: AcmeServer, kind: str, handler: Handler, *, nonce: bool = T
             response.headers.update(ctx.headers)
             if nonce:
                 try:
-                    response.headers["Replay-Nonce"] = await new_nonce(server)
+                    response.headers["Replay-Nonce"] = await new_nonce(ctx)
                 except Exception:
-                    log.exception("could not store a new nonce")
+                    log.exception("could not make a new nonce")
             response.headers.add("Link", f'<{ctx.url("directory")}>;rel="index"')
         response.headers.setdefault("Cache-Control", "no-store")
         return response
@@ -257,9 +326,10 @@ async def verify_post(ctx: Ctx, *, use_jwk: bool = False) -> Verified:
     nonce = jws.protected.get("nonce")
     if not isinstance(nonce, str) or not nonce:
         raise Problem("badNonce", "JWS has no nonce")  # §6.5.1
-    async with ctx.deps.db.transaction() as uow:
-        fresh = await uow.acme.consume_nonce(nonce, ctx.server.now())
-    if not fresh:
+    # Before the transaction opens: making the key (first use) is a transaction itself.
+    key = await ctx.deps.endpoints.nonce_key(ctx.endpoint)
+    keep_until = nonces.accept(key, nonce, ctx.server.now())
+    if keep_until is None or not await ctx.use_nonce(nonce, keep_until):
         raise Problem("badNonce", "nonce is unknown, expired or already used")
     if jws.protected.get("url") != ctx.request_url():  # §6.4
         raise unauthorized_url()
@@ -290,10 +360,7 @@ async def account_for_kid(ctx: Ctx, kid: Any) -> Account:
         account_id = uuid.UUID(tail)
     except ValueError:
         pass
-    account = None
-    if account_id is not None:
-        async with ctx.deps.db.transaction(read_only=True) as uow:
-            account = await uow.acme.get_account(account_id)
+    account = await ctx.uow.acme.get_account(account_id) if account_id is not None else None
     if (
         account is None
         or account.scope != ctx.endpoint.scope

@@ -67,15 +67,23 @@ async def sweep_stuck_validations(server: AcmeServer, bound: timedelta = STUCK_V
     return ended
 
 
+async def purge_used_nonces(server: AcmeServer) -> int:
+    """Forget used nonces past their lifetime (their timestamp rejects them now: see
+    protocols.acme.nonces); how many were forgotten."""
+    async with server.deps.db.transaction() as uow:
+        return await uow.acme.purge_nonces(server.now())
+
+
 async def sweep_forever(server: AcmeServer, interval: float = SWEEP_INTERVAL) -> None:
     """The background loop (started by the composition root's cleanup_ctx): a sweep at
     start-up, where a restart after a crash finds what the crash left, then one per
-    interval."""
+    interval. Used nonces past their lifetime go at the same pace."""
     while True:
         try:
             await sweep_stuck_validations(server)
+            await purge_used_nonces(server)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("sweeping stuck ACME validations failed")
+            log.exception("sweeping stuck ACME validations or used nonces failed")
         await asyncio.sleep(interval)

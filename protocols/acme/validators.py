@@ -79,15 +79,20 @@ async def resolve(identifier: Identifier, settings: ValidationSettings) -> list[
             raise ValidationFailed("dns", f"cannot resolve {name}: {err}") from None
         return list(dict.fromkeys(str(info[4][0]) for info in infos))
     resolver = _resolver(settings)
-    found: list[str] = []
-    for rdtype in ("A", "AAAA"):
+
+    async def lookup(rdtype: str) -> list[str]:
         try:
             answer = await resolver.resolve(name, rdtype, lifetime=settings.timeout)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer, dns.resolver.NoNameservers):
-            continue
+            return []
         except dns.exception.DNSException as err:
             raise ValidationFailed("dns", f"DNS lookup of {name} failed: {err}") from None
-        found.extend(r.to_text() for r in answer)
+        return [r.to_text() for r in answer]
+
+    # Both at once: the client is polling meanwhile, and each poll is a request to serve.
+    found = [
+        a for addresses in await asyncio.gather(lookup("A"), lookup("AAAA")) for a in addresses
+    ]
     if not found:
         raise ValidationFailed("dns", f"{name} has no A or AAAA record")
     return found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 from tests.helpers.acmeclient import Key, b64, csr_der, eab, jws
 from tests.helpers.acmeharness import AcmeGateway
@@ -181,3 +182,24 @@ async def test_ok_wildcard_gets_dns01_only(acme_gateway: AcmeGateway) -> None:
     assert authz.body["wildcard"] is True
     assert authz.body["identifier"]["value"] == "example.com"
     assert [c["type"] for c in authz.body["challenges"]] == ["dns-01"]
+
+
+async def test_fail_nonce_of_failed_request_stays_spent(acme_gateway: AcmeGateway) -> None:
+    """RFC 8555 §6.5: a nonce is accepted once, even when the request that carried it then
+    failed (its work is rolled back, its nonce's use is not)."""
+    client = await acme_gateway.account()
+    nonce = await client.new_nonce()
+    assert client.kid is not None
+    missing = client.kid.rsplit("/account/", 1)[0] + f"/order/{uuid.uuid4()}"
+    failed = await client.post(missing, None, nonce=nonce)
+    assert failed.status == 404, failed.body
+    replay = await client.post(client.kid or "", None, nonce=nonce)
+    assert (replay.status, replay.problem) == (400, "badNonce")
+
+
+async def test_fail_forged_nonce(acme_gateway: AcmeGateway) -> None:
+    client = await acme_gateway.account()
+    forged = b64(b"\x01" + bytes(40))
+    reply = await client.post(client.kid or "", None, nonce=forged)
+    assert (reply.status, reply.problem) == (400, "badNonce")
+    assert reply.headers["Replay-Nonce"]

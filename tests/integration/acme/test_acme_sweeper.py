@@ -13,7 +13,7 @@ from gateway.admin.acme import ApprovalOutcomes, Endpoints
 from gateway.core.acme import STUCK_VALIDATION, ChallengeStatus
 from protocols.acme import authorizations
 from protocols.acme.server import AcmeDeps, AcmeServer
-from protocols.acme.sweeper import sweep_forever, sweep_stuck_validations
+from protocols.acme.sweeper import purge_used_nonces, sweep_forever, sweep_stuck_validations
 from tests.helpers.acmeclient import AcmeClient
 from tests.helpers.acmeharness import AcmeGateway
 
@@ -109,3 +109,19 @@ async def test_ok_background_loop_sweeps(acme_gateway: AcmeGateway) -> None:
     finally:
         task.cancel()
     assert (await client.post(order_url, None)).body["status"] == "invalid"
+
+
+async def test_ok_used_nonces_forgotten_after_their_lifetime(acme_gateway: AcmeGateway) -> None:
+    """A used nonce is remembered while its timestamp would still let it through (RFC 8555
+    §6.5: never accepted twice), and swept after that."""
+    server = _server(acme_gateway)
+    now = server.now()
+    async with acme_gateway.services.db.transaction() as tx:
+        assert await tx.acme.use_nonce("old", now - timedelta(seconds=1))
+        assert await tx.acme.use_nonce("live", now + timedelta(minutes=5))
+        assert not await tx.acme.use_nonce("live", now + timedelta(minutes=5))
+    # Not counted: the app's own sweeper (sweep_forever) may have purged it first.
+    await purge_used_nonces(server)
+    async with acme_gateway.services.db.transaction() as tx:
+        assert await tx.acme.use_nonce("old", now + timedelta(minutes=5))  # forgotten
+        assert not await tx.acme.use_nonce("live", now + timedelta(minutes=5))  # still used

@@ -1,0 +1,48 @@
+"""Replay nonces (protocols.acme.nonces): authenticated, bounded in time, never forgeable."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from gateway.core.acme import NONCE_LIFETIME, b64url, b64url_decode
+from protocols.acme import nonces
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+KEY = b"k" * nonces.KEY_BYTES
+
+
+def test_ok_issued_nonce_is_accepted_until_its_lifetime_ends() -> None:
+    value = nonces.issue(KEY, NOW)
+    assert len(value) <= 64  # acme_used_nonces.value
+    keep = nonces.accept(KEY, value, NOW + NONCE_LIFETIME - timedelta(seconds=1))
+    # Remembered as used past the lifetime, by the clock margin between processes.
+    assert keep == NOW + NONCE_LIFETIME + nonces.CLOCK_MARGIN
+
+
+def test_ok_nonces_are_unique() -> None:
+    assert len({nonces.issue(KEY, NOW) for _ in range(1000)}) == 1000
+
+
+def _flip_last(value: str) -> str:
+    raw = bytearray(b64url_decode(value))
+    raw[-1] ^= 1
+    return b64url(bytes(raw))
+
+
+@pytest.mark.parametrize(
+    ("value", "at"),
+    [
+        pytest.param(lambda: nonces.issue(b"o" * 32, NOW), NOW, id="fail/other-key"),
+        pytest.param(lambda: _flip_last(nonces.issue(KEY, NOW)), NOW, id="fail/bad-mac"),
+        pytest.param(lambda: nonces.issue(KEY, NOW), NOW + NONCE_LIFETIME, id="fail/expired"),
+        pytest.param(lambda: nonces.issue(KEY, NOW)[:-2], NOW, id="fail/truncated"),
+        pytest.param(lambda: "not base64url!", NOW, id="fail/garbage"),
+        pytest.param(lambda: "", NOW, id="fail/empty"),
+        pytest.param(lambda: b64url(b"\x02" + b"\0" * 40), NOW, id="fail/other-version"),
+    ],
+)
+def test_fail_not_accepted(value: object, at: datetime) -> None:
+    assert callable(value)
+    assert nonces.accept(KEY, value(), at) is None
