@@ -32,6 +32,7 @@ from gateway.core.scep import (
     MAX_UNUSED_CHALLENGES,
     MIN_STATIC_CHALLENGE,
     NEW_PATH,
+    RA_ROTATION_GRACE,
     RaCredentials,
     ScepChallenge,
     challenge_ttl,
@@ -44,6 +45,8 @@ from store.db import Tx
 
 SCEP = EnrollmentMethod.SCEP.value
 RA_PURPOSE = "scep_ra"
+# The RA replaced by the last rotation; its created_at is the moment of that rotation.
+PREVIOUS_RA_PURPOSE = "scep_ra_previous"
 CHALLENGE_PURPOSE = "scep_challenge_hash"
 RA_KEY_BITS = 2048
 RA_VALIDITY = timedelta(days=730)
@@ -162,17 +165,30 @@ async def load_ra(services: Services, secret: Secret) -> tuple[rsa.RSAPrivateKey
     return key, x509.load_pem_x509_certificate(plaintext)
 
 
-async def _ra_view(services: Services, tx: Tx, owner: str) -> dict[str, Any] | None:
-    secret = await tx.secrets.get_by_owner(owner, RA_PURPOSE)
+def grace_end(previous: Secret, cert: x509.Certificate) -> datetime:
+    """Until when a rotated-out RA still answers requests addressed to it."""
+    return min(previous.created_at + RA_ROTATION_GRACE, cert.not_valid_after_utc)
+
+
+async def _ra_view(
+    services: Services, tx: Tx, owner: str, purpose: str = RA_PURPOSE
+) -> dict[str, Any] | None:
+    secret = await tx.secrets.get_by_owner(owner, purpose)
     if secret is None:
         return None
     _, cert = await load_ra(services, secret)
-    return {
+    data = {
         "subject": cert.subject.rfc4514_string(),
         "serial": format(cert.serial_number, "x"),
         "not_after": cert.not_valid_after_utc.isoformat(),
         "sha256": cert.fingerprint(hashes.SHA256()).hex(),
     }
+    if purpose == PREVIOUS_RA_PURPOSE:
+        until = grace_end(secret, cert)
+        if until <= services.clock.now():
+            return None
+        data["answers_until"] = until.isoformat()
+    return data
 
 
 # ---- settings -------------------------------------------------------------------------
@@ -195,6 +211,7 @@ async def view(services: Services, tx: Tx, enrollment: Enrollment) -> dict[str, 
         "has_static_challenge": challenge is not None,
         "unused_challenges": await tx.scep.count_unused_challenges(enrollment.owner, now),
         "ra": await _ra_view(services, tx, enrollment.owner),
+        "previous_ra": await _ra_view(services, tx, enrollment.owner, PREVIOUS_RA_PURPOSE),
         "urls": urls(services, enrollment),
     }
 
@@ -249,11 +266,25 @@ async def update(
 
 
 async def rotate_ra(
-    services: Services, tx: Tx, actor: Actor, enrollment: Enrollment
+    services: Services, tx: Tx, actor: Actor, enrollment: Enrollment, *, keep_previous: bool = True
 ) -> dict[str, Any]:
-    ra = await create_ra(services, tx, enrollment)
+    """A new RA from now on (GetCACert serves it at once). The replaced RA keeps answering
+    requests encrypted to it for RA_ROTATION_GRACE unless keep_previous is False (a
+    compromised key): it is kept under PREVIOUS_RA_PURPOSE with the same id, so its
+    ciphertext and AAD stay valid as they are."""
+    old = await tx.secrets.get_by_owner(enrollment.owner, RA_PURPOSE)
+    ra = await create_ra(services, tx, enrollment)  # the row of `old` now holds the new RA
+    previous = await tx.secrets.get_by_owner(enrollment.owner, PREVIOUS_RA_PURPOSE)
+    if old is not None and keep_previous:
+        retired = dataclasses.replace(
+            old, purpose=PREVIOUS_RA_PURPOSE, created_at=services.clock.now()
+        )
+        await tx.secrets.replace(retired)
+    elif previous is not None:
+        await tx.secrets.delete(previous.id)
     serial = format(ra.certificate.serial_number, "x")
-    await tx.audit.add(_audit(services, actor, enrollment, "ra_rotated", {"ra_serial": serial}))
+    details = {"ra_serial": serial, "previous_kept": old is not None and keep_previous}
+    await tx.audit.add(_audit(services, actor, enrollment, "ra_rotated", details))
     return await view(services, tx, enrollment)
 
 

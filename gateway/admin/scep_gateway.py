@@ -70,6 +70,7 @@ class ScepGateway:
         # RA credentials by the id of the secret holding them: loading an RSA key costs
         # milliseconds, and a rotation stores a new secret (new id), so a hit is current.
         self._ra: dict[uuid.UUID, RaCredentials] = {}
+        self._ra_pairs: dict[tuple[uuid.UUID, uuid.UUID], RaCredentials] = {}
         # stored scrypt hash -> sha256(hash, challenge) of the last challenge that verified:
         # scrypt runs once per challenge and process, not once per enrollment.
         self._verified: dict[str, bytes] = {}
@@ -104,13 +105,16 @@ class ScepGateway:
         return await self.services.db.cached(("scep-legacy", profile_id), load)
 
     async def ra(self, target: ScepTarget) -> RaCredentials:
-        async def load(tx: Tx) -> tuple[Secret | None, CertificateAuthority | None]:
+        """The current RA, with the previous one while its rotation grace period lasts."""
+
+        async def load(tx: Tx) -> tuple[Secret | None, Secret | None, CertificateAuthority | None]:
             return (
                 await tx.secrets.get_by_owner(target.scope, scep_admin.RA_PURPOSE),
+                await tx.secrets.get_by_owner(target.scope, scep_admin.PREVIOUS_RA_PURPOSE),
                 await tx.cas.get(target.profile.ca_id),
             )
 
-        secret, ca = await self.services.db.cached(("scep-ra", target.scope), load)
+        secret, previous, ca = await self.services.db.cached(("scep-ra", target.scope), load)
         if ca is None:
             raise CAUnavailable(f"the CA of profile '{target.profile.slug}' no longer exists")
         if secret is None:
@@ -122,6 +126,22 @@ class ScepGateway:
                     await scep_admin.create_ra(self.services, tx, enrollment)
                     secret = await tx.secrets.get_by_owner(target.scope, scep_admin.RA_PURPOSE)
             assert secret is not None
+        current = await self._credentials(secret, ca)
+        if previous is None:
+            return current
+        retired = await self._credentials(previous, ca)
+        if self.services.clock.now() >= scep_admin.grace_end(previous, retired.certificate):
+            return current
+        pair = (secret.id, previous.id)
+        combined = self._ra_pairs.get(pair)
+        if combined is None:
+            combined = dataclasses.replace(current, previous=retired)
+            if len(self._ra_pairs) >= _CACHE_LIMIT:
+                self._ra_pairs.clear()
+            self._ra_pairs[pair] = combined
+        return combined
+
+    async def _credentials(self, secret: Secret, ca: CertificateAuthority) -> RaCredentials:
         cached = self._ra.get(secret.id)
         if cached is not None:
             return cached

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -78,6 +79,11 @@ MAX_CHALLENGE_TTL = timedelta(days=7)
 MAX_UNUSED_CHALLENGES = 1000
 # A claim left "processing" this long belonged to a process that died; it may be taken over.
 STALE_PROCESSING = timedelta(minutes=5)
+# After an RA rotation the previous RA still decrypts and answers requests addressed to it
+# for this long: devices fetch GetCACert (RFC 8894 §4.2) before they send, and one that did
+# so just before the rotation (or polls a pending request, §3.3.3) would otherwise get
+# badMessageCheck. GetCACert serves only the new RA from the moment of rotation.
+RA_ROTATION_GRACE = timedelta(hours=24)
 
 
 class ScepFailure(DomainError):
@@ -108,6 +114,16 @@ class RaCredentials:
     certificate: x509.Certificate
     key: rsa.RSAPrivateKey
     ca_chain: tuple[x509.Certificate, ...]
+    # The RA replaced by the last rotation, while its grace period lasts (RA_ROTATION_GRACE).
+    previous: RaCredentials | None = None
+
+    def addressed(self, recipients: Callable[[x509.Certificate], bool]) -> RaCredentials:
+        """The RA a request's envelope is addressed to: this one, or the previous one during
+        its grace period; this one when neither matches (the decryption then fails)."""
+        if self.previous is not None and not recipients(self.certificate):
+            if recipients(self.previous.certificate):
+                return self.previous
+        return self
 
 
 @dataclass(frozen=True)

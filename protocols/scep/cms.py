@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -185,6 +185,30 @@ def decrypt_enveloped(
         raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, "the content key has the wrong length")
     iv = eci["content_encryption_algorithm"].encryption_iv
     return _crypt(cipher, cek, iv, ciphertext, decrypt=True), cipher
+
+
+def addressed_to(der: bytes) -> Callable[[x509.Certificate], bool]:
+    """Whether an EnvelopedData has a KeyTransRecipientInfo for a certificate (RFC 5652
+    §6.2.1 rid): how the RA a request was encrypted to is found. Unreadable input matches
+    nothing; decrypt_enveloped then says what is wrong with it."""
+    infos: cms.RecipientInfos | None = None
+    try:
+        info = cms.ContentInfo.load(der)
+        if info["content_type"].native == "enveloped_data":
+            infos = info["content"]["recipient_infos"]
+    except (ValueError, TypeError, KeyError):
+        infos = None
+
+    def matches(cert: x509.Certificate) -> bool:
+        if infos is None:
+            return False
+        try:
+            _our_recipient(infos, cert)
+        except (ScepFailure, ValueError, TypeError, KeyError):
+            return False
+        return True
+
+    return matches
 
 
 def _encrypted_content(eci: cms.EncryptedContentInfo) -> bytes:

@@ -34,7 +34,13 @@ from gateway.core.scep import (
     ScepTarget,
     check_signing_time,
 )
-from protocols.scep.cms import Undecodable, decrypt_enveloped, degenerate, signer_certificate
+from protocols.scep.cms import (
+    Undecodable,
+    addressed_to,
+    decrypt_enveloped,
+    degenerate,
+    signer_certificate,
+)
 from protocols.scep.cms import verify as verify_signature
 from protocols.scep.messages import (
     MAX_MESSAGE_BYTES,
@@ -130,6 +136,10 @@ class ScepHandlers:
     ) -> web.StreamResponse:
         message = decode(raw)
         ra = await backend.ra(target)
+        if message.signed.content is not None and ra.previous is not None:
+            # The RA the request was encrypted to decrypts it and signs the answer: during
+            # the grace period after a rotation, the previous one (RFC 8894 §2.2).
+            ra = ra.addressed(addressed_to(message.signed.content))
         recipient: x509.Certificate | None = None
         cipher: str | None = None
         try:

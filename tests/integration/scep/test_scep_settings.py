@@ -3,13 +3,18 @@ rotation, the dynamic-challenge cap, and bootstrap_scep's bootstrap.json keys.""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import uuid
+from datetime import timedelta
 
 import pytest
+from cryptography import x509
 
 from gateway.admin import scep as scep_admin
 from gateway.admin.audit import SYSTEM
 from gateway.admin.certificates import resolve
+from gateway.core.scep import RA_ROTATION_GRACE
 from tests.helpers import scepclient as sc
 from tests.integration.scep.conftest import SETTINGS, STATIC
 
@@ -67,18 +72,80 @@ async def test_static_challenge_rules(scep, body: dict, status: int) -> None:
         assert view["has_static_challenge"] and data["challenge"] not in str(view)
 
 
+async def _stale(scep, ra: x509.Certificate, cn: str) -> tuple[sc.Requester, sc.Reply]:
+    """A PKCSReq encrypted to `ra` (what a device that fetched GetCACert earlier sends)."""
+    device = sc.Requester.new(cn)
+    csr = sc.make_csr(device.key, cn, STATIC)
+    der = sc.pki_message(device, ra, 19, sc.csr_der(csr), transaction_id=f"stale-{cn}")
+    return device, sc.read_reply(await scep.send(der), device)
+
+
 async def test_rotate_ra(scep) -> None:
     # No waiting: the rotation's write drops the process's read cache (store.cache).
     old = await scep.ra()
+    assert (await scep.api("GET", SETTINGS))["previous_ra"] is None
     view = await scep.api("POST", SETTINGS + "/ra/rotate", None, 201)
-    new = await scep.ra()
+    new, *chain = await scep.ca_certs()
     assert new != old and view["ra"]["serial"] == format(new.serial_number, "x")
+    assert old not in chain  # GetCACert serves only the new RA from now on
+    assert view["previous_ra"]["serial"] == format(old.serial_number, "x")
     device = sc.Requester.new("rot.test")
-    csr = sc.make_csr(device.key, "rot.test", STATIC)
-    assert (await scep.enroll(device, csr)).status == 0
-    stale = sc.pki_message(device, old, 19, sc.csr_der(csr), transaction_id="stale")
-    reply = sc.read_reply(await scep.send(stale), device)
+    reply = await scep.enroll(device, sc.make_csr(device.key, "rot.test", STATIC))
+    assert reply.status == 0 and reply.signer == new
+
+
+async def test_rotate_ra_grace_period_then_refused(scep, caplog) -> None:
+    """A device that fetched the old RA just before a rotation still enrolls: the old RA
+    decrypts its request and signs the answer, until RA_ROTATION_GRACE has passed."""
+    old = await scep.ra()
+    await scep.api("POST", SETTINGS + "/ra/rotate", None, 201)
+    new = await scep.ra()
+    _, reply = await _stale(scep, old, "grace.test")
+    assert reply.status == 0, reply
+    assert reply.signer == old and reply.certificates[0].subject.rfc4514_string() == (
+        "CN=grace.test"
+    )
+    owner = await _owner(scep)
+    async with scep.services.db.transaction() as tx:
+        previous = await tx.secrets.get_by_owner(owner, scep_admin.PREVIOUS_RA_PURPOSE)
+        assert previous is not None
+        long_ago = scep.services.clock.now() - RA_ROTATION_GRACE - timedelta(seconds=1)
+        await tx.secrets.replace(dataclasses.replace(previous, created_at=long_ago))
+    assert (await scep.api("GET", SETTINGS))["previous_ra"] is None
+    caplog.set_level(logging.INFO, "certgate.scep")
+    _, reply = await _stale(scep, old, "late.test")
+    assert (reply.status, reply.fail_info) == (2, 1) and reply.signer == new
+    assert "not encrypted to this RA" in caplog.text
+
+
+async def test_rotate_ra_twice_keeps_only_the_last_previous(scep) -> None:
+    first = await scep.ra()
+    await scep.api("POST", SETTINGS + "/ra/rotate", None, 201)
+    second = await scep.ra()
+    await scep.api("POST", SETTINGS + "/ra/rotate", None, 201)
+    assert (await _stale(scep, second, "second.test"))[1].status == 0
+    reply = (await _stale(scep, first, "first.test"))[1]
     assert (reply.status, reply.fail_info) == (2, 1)
+
+
+async def test_rotate_ra_without_grace(scep) -> None:
+    """keep_previous=False (a compromised RA key): the old RA stops answering at once."""
+    old = await scep.ra()
+    target = await resolve(scep.services, "demo", "tls-server")
+    async with scep.services.db.transaction() as tx:
+        enrollment = await scep_admin.for_target(tx, target)
+        view = await scep_admin.rotate_ra(
+            scep.services, tx, SYSTEM, enrollment, keep_previous=False
+        )
+    assert view["previous_ra"] is None
+    reply = (await _stale(scep, old, "nograce.test"))[1]
+    assert (reply.status, reply.fail_info) == (2, 1)
+
+
+async def _owner(scep) -> str:
+    target = await resolve(scep.services, "demo", "tls-server")
+    async with scep.services.db.transaction(read_only=True) as tx:
+        return (await scep_admin.for_target(tx, target)).owner
 
 
 async def test_dynamic_challenge_cap(scep, monkeypatch) -> None:
