@@ -13,14 +13,16 @@ import uuid
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from gateway.admin.audit import Actor, event
 from gateway.admin.catalog import active_project
 from gateway.admin.certificates import Target, needs_approval
 from gateway.admin.services import Services
+from gateway.core.approval import fingerprint
 from gateway.core.csr import csr_sans
 from gateway.core.enrollment import EnrollmentRequest, Issued, Pending
-from gateway.core.errors import Forbidden, InvalidInput, NotFound, Unauthorized
+from gateway.core.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from gateway.core.est import (
     LABEL_PATH,
     MIN_PASSWORD_LENGTH,
@@ -52,6 +54,8 @@ log = logging.getLogger(__name__)
 
 EST = EnrollmentMethod.EST.value
 PASSWORD_PURPOSE = "est_password_hash"
+# A serverkeygen key waiting for its approval (RFC 7030 §4.4.2 under §4.2.3).
+KEYGEN_PURPOSE = "est_keygen_pending_key"
 _CACHE_LIMIT = 4096
 
 
@@ -227,21 +231,96 @@ class EstGateway:
         csr = request.csr
         if not isinstance(csr, x509.CertificateSigningRequest):
             raise InvalidInput("serverkeygen needs a parsed CSR")
-        if target.application is not None and await needs_approval(
-            self.services, target.application, target.profile, None
-        ):
-            # The key travels once, in the answer (RFC 7030 §4.4.2); a 202 would lose it
-            # and every retry would make a new key, hence a new request to approve.
-            raise Forbidden(
-                f"enrollments at '{target.label}' need approval, so serverkeygen cannot "
-                "hand a key over later: generate the key on the device and use simpleenroll"
-            )
-        key = generate_private_key(target.profile.default_key_type)
-        ours = build_csr(key, csr.subject, csr_sans(csr))
-        outcome = await self.enroll(dataclasses.replace(request, csr=ours))
+        app = target.application
+        owner = keygen_owner(app.id, target.profile.id, request.requester, csr) if app else None
+        held: tuple[bytes, x509.CertificateSigningRequest] | None = None
+        fresh = False
+        if owner is not None and app is not None:
+            if await needs_approval(self.services, app, target.profile, None):
+                # The key travels once, in the answer (RFC 7030 §4.4.2), but under approval
+                # the first answer is a 202 (§4.2.3): hold the key, encrypted under the
+                # project key, until the device repeats this request after the decision.
+                held = await self._held_key(target, owner)
+                if held is None:
+                    held, fresh = await self._hold_key(target, owner, *self._new_key(target, csr))
+        pkcs8, ours = held or self._new_key(target, csr)
+        try:
+            outcome = await self.enroll(dataclasses.replace(request, csr=ours))
+        except Exception:
+            if fresh and owner is not None:
+                await self._drop_key(owner)  # refused (e.g. policy): nothing stays behind
+            raise
         if isinstance(outcome, Pending):
-            return outcome, None  # not reached under a policy; a pending key must not linger
-        return outcome, private_key_to_der(key)
+            if held is None and owner is not None:
+                # An approval policy appeared after needs_approval() looked: hold it now.
+                await self._hold_key(target, owner, pkcs8, ours)
+            return outcome, None
+        if held is not None and owner is not None:
+            await self._drop_key(owner)  # handed out once; a repeat is a new enrollment
+        return outcome, pkcs8
+
+    @staticmethod
+    def _new_key(
+        target: EstTarget, csr: x509.CertificateSigningRequest
+    ) -> tuple[bytes, x509.CertificateSigningRequest]:
+        """A key of the profile's type and our own CSR for the device's names (§4.4.1)."""
+        key = generate_private_key(target.profile.default_key_type)
+        return private_key_to_der(key), build_csr(key, csr.subject, csr_sans(csr))
+
+    async def _held_key(
+        self, target: EstTarget, owner: str
+    ) -> tuple[bytes, x509.CertificateSigningRequest] | None:
+        async with self.services.db.transaction(read_only=True) as tx:
+            secret = await tx.secrets.get_by_owner(owner, KEYGEN_PURPOSE)
+        if secret is None:
+            return None
+        plain = await self.services.kms.decrypt(
+            secret.project_id, secret.ciphertext, secret_aad(secret.id)
+        )
+        size = int.from_bytes(plain[:4], "big")
+        return plain[4 : 4 + size], x509.load_der_x509_csr(plain[4 + size :])
+
+    async def _hold_key(
+        self, target: EstTarget, owner: str, pkcs8: bytes, csr: x509.CertificateSigningRequest
+    ) -> tuple[tuple[bytes, x509.CertificateSigningRequest], bool]:
+        """Store the key and the CSR made for it; if an identical request stored one first,
+        that one (so concurrent repeats converge on one key and one approval request).
+        Returns the held pair and whether it is ours."""
+        services = self.services
+        project_id = target.profile.project_id
+        secret_id = new_id()
+        plain = len(pkcs8).to_bytes(4, "big") + pkcs8 + csr.public_bytes(Encoding.DER)
+        ciphertext = await services.kms.encrypt(project_id, plain, secret_aad(secret_id))
+        made = Secret(
+            secret_id, project_id, owner, KEYGEN_PURPOSE, ciphertext, services.clock.now()
+        )
+        try:
+            async with services.db.transaction() as tx:
+                await tx.secrets.add(made)
+        except Conflict:
+            theirs = await self._held_key(target, owner)
+            if theirs is None:
+                raise Conflict("the same serverkeygen request is being made; retry") from None
+            return theirs, False
+        return (pkcs8, csr), True
+
+    async def _drop_key(self, owner: str) -> None:
+        async with self.services.db.transaction() as tx:
+            secret = await tx.secrets.get_by_owner(owner, KEYGEN_PURPOSE)
+            if secret is not None:
+                await tx.secrets.delete(secret.id)
+
+
+def keygen_owner(
+    application_id: uuid.UUID,
+    profile_id: uuid.UUID,
+    requester: str,
+    csr: x509.CertificateSigningRequest,
+) -> str:
+    """The held serverkeygen key of one requester + device CSR at one target: what
+    RFC 7030 §4.2.3's "same request, again" is (as the approval gate's fingerprint)."""
+    csr_der = csr.public_bytes(Encoding.DER)
+    return "est-keygen:" + fingerprint(application_id, profile_id, requester, csr_der)
 
 
 # ---- settings (REST API, bootstrap) ---------------------------------------------------

@@ -194,4 +194,6 @@ class EstBackend(Protocol):
         self, target: EstTarget, request: EnrollmentRequest
     ) -> tuple[Issued | Pending, bytes | None]:
         """Enroll a fresh key of the profile's type for the CSR's names (RFC 7030 §4.4);
-        returns the outcome and the PKCS#8 DER key (None while pending)."""
+        returns the outcome and the PKCS#8 DER key (None while pending). Under approval the
+        key is held, encrypted, until the same requester repeats the same CSR after the
+        decision (§4.2.3), and handed out once."""

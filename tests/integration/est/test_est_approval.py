@@ -1,15 +1,23 @@
 """EST under an approval policy (RFC 7030 §4.2.3): 202 + Retry-After while an approver
 decides; the device repeating the same request gets its certificate once approved, or a
-clear refusal once rejected. serverkeygen is refused up front: its key could not be handed
-over later."""
+fresh request once rejected. serverkeygen holds its key, encrypted, until the approved
+retry, and hands it out once."""
 
 from __future__ import annotations
 
+import base64
+import email.parser
+import email.policy
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from est_helpers import EstGateway, b64, certs_from_cms, csr_der
+from sqlalchemy import text
+
+from gateway.admin import est as est_admin
+from gateway.appkeys import SERVICES
 
 POLICY = "/api/v1/applications/demo/profiles/tls-server/approval-policy"
 REQUESTS = "/api/v1/applications/demo/requests"
@@ -78,12 +86,74 @@ async def test_fail_rejected_request_is_refused(est_gw: EstGateway) -> None:
     assert headers["Content-Type"].startswith("text/plain")
 
 
-async def test_fail_serverkeygen_under_approval(est_gw: EstGateway) -> None:
-    await _approver(est_gw, "est-keygen")
+async def test_ok_other_csr_is_another_request(est_gw: EstGateway) -> None:
+    """Recognition is by requester + CSR: the same device with a new CSR asks anew."""
+    await _approver(est_gw, "est-two")
+    one, _ = csr_der("one.example.com")
+    other, _ = csr_der("two.example.com")
+    for der in (one, other, one):
+        status, _, body = await est_gw.post("simpleenroll", b64(der), auth=est_gw.basic)
+        assert status == 202, body
+    listed = await est_gw.api("GET", f"{REQUESTS}?state=open")
+    assert sorted(i["requester"] for i in listed["items"]) == ["est:basic:est"] * 2
+
+
+async def _held_keys(gw: EstGateway) -> int:
+    services = gw.client.server.app[SERVICES]
+    async with services.db.transaction(read_only=True) as tx:
+        rows = await tx.session.execute(
+            text("SELECT count(*) FROM secrets WHERE purpose = :p"),
+            {"p": est_admin.KEYGEN_PURPOSE},
+        )
+        return int(rows.scalar_one())
+
+
+def _keygen_parts(headers: dict[str, str], body: bytes) -> tuple[Any, x509.Certificate]:
+    raw = f"Content-Type: {headers['Content-Type']}\r\n\r\n".encode() + body
+    message = email.parser.BytesParser(policy=email.policy.default).parsebytes(raw)
+    key_part, cert_part = message.iter_parts()
+    key = serialization.load_der_private_key(base64.b64decode(key_part.get_payload()), None)
+    (cert,) = certs_from_cms(cert_part.get_payload().encode())
+    return key, cert
+
+
+async def test_ok_serverkeygen_pending_then_key_handed_out_once(est_gw: EstGateway) -> None:
+    approver = await _approver(est_gw, "est-keygen")
     der, _ = csr_der("keygen.example.com")
+    for _ in range(2):  # the repeat joins the same request and the same held key
+        status, headers, body = await est_gw.post("serverkeygen", b64(der), auth=est_gw.basic)
+        assert status == 202, body
+        assert int(headers["Retry-After"]) > 0
+    assert await _held_keys(est_gw) == 1
+    listed = await est_gw.api("GET", f"{REQUESTS}?state=open")
+    assert len(listed["items"]) == 1
+    decided = await _decide(est_gw, approver, listed["items"][0]["id"], "approve")
+    assert decided["state"] == "issued"
+    status, headers, body = await est_gw.post("serverkeygen", b64(der), auth=est_gw.basic)
+    assert status == 200, body
+    key, cert = _keygen_parts(headers, body)
+    assert cert.public_key() == key.public_key()
+    assert cert.subject.rfc4514_string() == "CN=keygen.example.com"
+    assert await _held_keys(est_gw) == 0  # handed out once, then gone
+    # Repeating after that is a new enrollment (new key, new request), never the old key.
+    status, _, body = await est_gw.post("serverkeygen", b64(der), auth=est_gw.basic)
+    assert status == 202, body
+    assert await _held_keys(est_gw) == 1
+
+
+async def test_fail_serverkeygen_denied_under_approval_holds_nothing(est_gw: EstGateway) -> None:
+    await _approver(est_gw, "est-keygen-deny")
+    der, _ = csr_der("evil.org", sans=["evil.org"])
     status, headers, body = await est_gw.post("serverkeygen", b64(der), auth=est_gw.basic)
     assert status == 403, body
     assert headers["Content-Type"].startswith("text/plain")
-    assert b"simpleenroll" in body
+    assert await _held_keys(est_gw) == 0
     listed = await est_gw.api("GET", f"{REQUESTS}?state=open")
     assert listed["items"] == []  # nothing was stored
+
+
+async def test_ok_serverkeygen_without_approval_holds_nothing(est_gw: EstGateway) -> None:
+    der, _ = csr_der("direct.example.com")
+    status, _, body = await est_gw.post("serverkeygen", b64(der), auth=est_gw.basic)
+    assert status == 200, body
+    assert await _held_keys(est_gw) == 0
