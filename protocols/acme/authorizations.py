@@ -20,6 +20,7 @@ from gateway.core.acme import (
     AuthzStatus,
     Challenge,
     ChallengeStatus,
+    ChallengeType,
     OrderStatus,
 )
 from gateway.core.acme import Problem as StoredProblem
@@ -145,6 +146,7 @@ async def _validate(
                 key_auth,
                 settings,
                 endpoint.validation_networks,
+                http=server.http_session() if challenge.type is ChallengeType.HTTP_01 else None,
             )
             failure = None
             break

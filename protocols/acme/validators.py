@@ -5,6 +5,7 @@ ValidationFailed with the problem type to store (§8.2: connection, dns, tls, �
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import ipaddress
 import socket
@@ -27,7 +28,7 @@ from gateway.core.acme import (
     dns01_record_name,
     dns01_txt_value,
 )
-from protocols.acme.server import ValidationSettings
+from protocols.acme.server import ValidationSettings, new_http_session
 
 ACME_TLS_ALPN = "acme-tls/1"
 # RFC 8737 §3: id-pe-acmeIdentifier
@@ -43,11 +44,18 @@ class ValidationFailed(Exception):
 
 
 def _resolver(settings: ValidationSettings) -> dns.asyncresolver.Resolver:
-    if not settings.resolvers:
+    return _resolver_for(settings.resolvers)
+
+
+@functools.cache
+def _resolver_for(resolvers: tuple[str, ...]) -> dns.asyncresolver.Resolver:
+    """One resolver per resolver list, reused: it holds configuration only (dnspython's
+    answer cache stays off, so every validation asks afresh, RFC 8555 §10.2)."""
+    if not resolvers:
         return dns.asyncresolver.Resolver()
     resolver = dns.asyncresolver.Resolver(configure=False)
     servers: list[str | dns.nameserver.Nameserver] = []
-    for entry in settings.resolvers:
+    for entry in resolvers:
         host, port = split_host_port(entry)
         servers.append(dns.nameserver.Do53Nameserver(host, port))
     resolver.nameservers = servers
@@ -116,7 +124,11 @@ async def validate(
     key_authorization: str,
     settings: ValidationSettings,
     networks: Sequence[str],
+    *,
+    http: aiohttp.ClientSession | None = None,
 ) -> None:
+    """`http`: a session to fetch http-01 with (AcmeServer.http_session, one per process);
+    a throwaway one when None."""
     if kind is ChallengeType.DNS_01:
         await _dns01(identifier, key_authorization, settings)
         return
@@ -126,7 +138,7 @@ async def validate(
         try:
             async with asyncio.timeout(settings.timeout):
                 if kind is ChallengeType.HTTP_01:
-                    await _http01(address, identifier, token, key_authorization, settings)
+                    await _http01(address, identifier, token, key_authorization, settings, http)
                 else:
                     await _tlsalpn01(address, identifier, key_authorization, settings)
             return
@@ -142,7 +154,12 @@ async def validate(
 
 
 async def _http01(
-    address: str, identifier: Identifier, token: str, key_auth: str, settings: ValidationSettings
+    address: str,
+    identifier: Identifier,
+    token: str,
+    key_auth: str,
+    settings: ValidationSettings,
+    http: aiohttp.ClientSession | None,
 ) -> None:
     """RFC 8555 §8.3: GET http://{domain}/.well-known/acme-challenge/{token}, body equals the
     key authorization (trailing whitespace tolerated)."""
@@ -151,18 +168,26 @@ async def _http01(
     host_header = identifier.value if identifier.type is IdentifierType.DNS else host
     timeout = aiohttp.ClientTimeout(total=settings.timeout)
     try:
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.get(url, headers={"Host": host_header}, allow_redirects=False) as resp,
-        ):
-            body = await resp.content.read(MAX_BODY)
-            status = resp.status
+        if http is None:
+            async with new_http_session() as session:
+                status, body = await _get(session, url, host_header, timeout)
+        else:
+            status, body = await _get(http, url, host_header, timeout)
     except (aiohttp.ClientError, OSError) as err:
         raise ValidationFailed("connection", f"{url}: {err}") from None
     if status != 200:
         raise ValidationFailed("unauthorized", f"{url} answered HTTP {status}")
     if body.decode("utf-8", "replace").rstrip() != key_auth:
         raise ValidationFailed("incorrectResponse", f"{url} did not return the key authorization")
+
+
+async def _get(
+    session: aiohttp.ClientSession, url: str, host: str, limits: aiohttp.ClientTimeout
+) -> tuple[int, bytes]:
+    async with session.get(
+        url, headers={"Host": host}, allow_redirects=False, timeout=limits
+    ) as resp:
+        return resp.status, await resp.content.read(MAX_BODY)
 
 
 async def _dns01(identifier: Identifier, key_auth: str, settings: ValidationSettings) -> None:
