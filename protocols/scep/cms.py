@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from asn1crypto import algos, cms, core, parser
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives import hashes, padding, serialization
 from cryptography.hazmat.primitives.asymmetric import padding as asym_padding
@@ -28,6 +28,18 @@ from gateway.core.scep import FailInfo, ScepFailure
 
 class Undecodable(Exception):
     """Not a PKCS#7 SCEP message at all: answered with HTTP 400, not a CertRep."""
+
+
+# What asn1crypto raises for damaged input. It parses lazily, so these can surface at any
+# access to a field, not only at load(); every reader here catches all of them.
+PARSE_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    TypeError,
+    KeyError,
+    AttributeError,
+    IndexError,
+    OverflowError,
+)
 
 
 # RFC 8894 §3.5.2: SHA-1 for old devices, SHA-256 (mandatory), SHA-512 (announced); SHA-384
@@ -62,8 +74,16 @@ class SignedMessage:
     attributes: dict[str, core.Asn1Value]  # first value of each signed attribute, by OID
 
     def attribute(self, oid: str) -> object | None:
+        """The attribute's value; None when absent or unreadable (asn1crypto parses values
+        lazily, so a damaged one shows only here)."""
         value = self.attributes.get(oid)
-        return None if value is None else value.native
+        if value is None:
+            return None
+        try:
+            native: object = value.native
+        except PARSE_ERRORS:
+            return None
+        return native
 
     @property
     def signing_time(self) -> datetime | None:
@@ -82,11 +102,7 @@ def parse_signed(der: bytes) -> SignedMessage:
         if len(signer_infos) != 1:
             raise Undecodable(f"SignedData must have one signerInfo, not {len(signer_infos)}")
         signer_info = signer_infos[0]
-        certs = tuple(
-            x509.load_der_x509_certificate(choice.chosen.dump())
-            for choice in (signed["certificates"] or [])
-            if choice.name == "certificate"
-        )
+        certs = _certificates(signed["certificates"])
         content_value = signed["encap_content_info"]["content"]
         content = None if isinstance(content_value, core.Void) else bytes(content_value.native)
         attributes: dict[str, core.Asn1Value] = {}
@@ -97,9 +113,23 @@ def parse_signed(der: bytes) -> SignedMessage:
         digest_name = signer_info["digest_algorithm"]["algorithm"].native
     except Undecodable:
         raise
-    except (ValueError, TypeError, KeyError) as err:
+    except PARSE_ERRORS as err:
         raise Undecodable(f"malformed PKCS#7 SignedData: {err}") from err
     return SignedMessage(signer_info, certs, content, str(digest_name), attributes)
+
+
+def _certificates(choices: cms.CertificateSet | None) -> tuple[x509.Certificate, ...]:
+    """The certificates cryptography can read. One it cannot is left out rather than making
+    the message undecodable: a signer's certificate missing is a badMessageCheck CertRep."""
+    certs = []
+    for choice in choices or []:
+        if choice.name != "certificate":
+            continue
+        try:
+            certs.append(x509.load_der_x509_certificate(choice.chosen.dump()))
+        except (ValueError, x509.InvalidVersion):
+            continue
+    return tuple(certs)
 
 
 def _digest(name: str) -> hashes.HashAlgorithm:
@@ -111,6 +141,13 @@ def _digest(name: str) -> hashes.HashAlgorithm:
 
 def signer_certificate(message: SignedMessage) -> x509.Certificate:
     """The certificate named by the signerInfo's sid, from the SignedData's certificates."""
+    try:
+        return _signer_certificate(message)
+    except PARSE_ERRORS as err:  # asn1crypto parses lazily
+        raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, f"malformed signerInfo sid: {err}") from err
+
+
+def _signer_certificate(message: SignedMessage) -> x509.Certificate:
     sid = message.signer_info["sid"]
     for cert in message.certificates:
         if sid.name == "issuer_and_serial_number":
@@ -127,6 +164,15 @@ def signer_certificate(message: SignedMessage) -> x509.Certificate:
 def verify(message: SignedMessage, signer: x509.Certificate) -> None:
     """RFC 5652 §5.4/§5.6: the messageDigest attribute covers the content and the signature
     covers the DER of the signed attributes as a SET OF."""
+    try:
+        _verify(message, signer)
+    except UnsupportedAlgorithm as err:  # the signer certificate's key type
+        raise ScepFailure(FailInfo.BAD_ALG, f"signer key: {err}") from err
+    except PARSE_ERRORS as err:  # asn1crypto parses lazily
+        raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, f"malformed signerInfo: {err}") from err
+
+
+def _verify(message: SignedMessage, signer: x509.Certificate) -> None:
     digest = _digest(message.digest_name)
     info = message.signer_info
     if not len(info["signed_attrs"]):
@@ -138,7 +184,10 @@ def verify(message: SignedMessage, signer: x509.Certificate) -> None:
         raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, "messageDigest does not match the content")
     signed_attrs = info["signed_attrs"].dump()
     to_verify = b"\x31" + signed_attrs[1:]  # [0] IMPLICIT -> SET OF (RFC 5652 §5.4)
-    algo = info["signature_algorithm"].signature_algo
+    try:
+        algo = info["signature_algorithm"].signature_algo
+    except ValueError:  # an OID asn1crypto does not know: certainly not one we take
+        algo = info["signature_algorithm"]["algorithm"].dotted
     public_key = signer.public_key()
     if algo != "rsassa_pkcs1v15" or not isinstance(public_key, rsa.RSAPublicKey):
         raise ScepFailure(FailInfo.BAD_ALG, f"signature algorithm {algo} is not supported")
@@ -165,7 +214,7 @@ def decrypt_enveloped(
         ciphertext = _encrypted_content(eci)
     except ScepFailure:
         raise
-    except (ValueError, TypeError, KeyError) as err:
+    except PARSE_ERRORS as err:
         raise ScepFailure(FailInfo.BAD_REQUEST, f"malformed EnvelopedData: {err}") from err
     if cipher not in CIPHERS:
         raise ScepFailure(FailInfo.BAD_ALG, f"content encryption {cipher} is not supported")
@@ -187,6 +236,9 @@ def decrypt_enveloped(
     return _crypt(cipher, cek, iv, ciphertext, decrypt=True), cipher
 
 
+_NO_MATCH: tuple[type[Exception], ...] = (ScepFailure, *PARSE_ERRORS)
+
+
 def addressed_to(der: bytes) -> Callable[[x509.Certificate], bool]:
     """Whether an EnvelopedData has a KeyTransRecipientInfo for a certificate (RFC 5652
     §6.2.1 rid): how the RA a request was encrypted to is found. Unreadable input matches
@@ -196,7 +248,7 @@ def addressed_to(der: bytes) -> Callable[[x509.Certificate], bool]:
         info = cms.ContentInfo.load(der)
         if info["content_type"].native == "enveloped_data":
             infos = info["content"]["recipient_infos"]
-    except (ValueError, TypeError, KeyError):
+    except PARSE_ERRORS:
         infos = None
 
     def matches(cert: x509.Certificate) -> bool:
@@ -204,7 +256,7 @@ def addressed_to(der: bytes) -> Callable[[x509.Certificate], bool]:
             return False
         try:
             _our_recipient(infos, cert)
-        except (ScepFailure, ValueError, TypeError, KeyError):
+        except _NO_MATCH:
             return False
         return True
 

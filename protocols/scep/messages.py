@@ -13,6 +13,7 @@ from cryptography import x509
 from gateway.core.scep import FailInfo, Outcome, PkiStatus, RaCredentials, ScepFailure
 from protocols.scep.cms import (
     DIGESTS,
+    PARSE_ERRORS,
     SignedMessage,
     Undecodable,
     degenerate,
@@ -41,6 +42,9 @@ class PkiMessage:
     message_type: int | None  # None when the attribute is not a decimal number
     transaction_id: str
     sender_nonce: bytes
+    # The transactionID as received, echoed byte for byte (RFC 8894 §3.2.1.1 says
+    # PrintableString; a client that sends another string type gets the same one back).
+    transaction_id_value: core.Asn1Value | None = None
 
     @property
     def digest_name(self) -> str:
@@ -67,7 +71,8 @@ def decode(der: bytes) -> PkiMessage:
         message_type: int | None = int(str(raw_type))
     except ValueError:
         message_type = None
-    return PkiMessage(signed, message_type, transaction_id, nonce)
+    raw_id = signed.attributes[OID_TRANSACTION_ID]
+    return PkiMessage(signed, message_type, transaction_id, nonce, raw_id)
 
 
 class _IssuerAndSubject(core.Sequence):  # type: ignore[misc]
@@ -80,7 +85,7 @@ def issuer_and_subject(der: bytes) -> tuple[x509.Name, x509.Name]:
     try:
         parsed = _IssuerAndSubject.load(der)
         return to_x509_name(parsed["issuer"]), to_x509_name(parsed["subject"])
-    except (ValueError, TypeError, KeyError) as err:
+    except PARSE_ERRORS as err:
         raise ScepFailure(FailInfo.BAD_REQUEST, f"malformed IssuerAndSubject: {err}") from err
 
 
@@ -89,7 +94,7 @@ def issuer_and_serial(der: bytes) -> tuple[x509.Name, int]:
     try:
         parsed = cms.IssuerAndSerialNumber.load(der)
         return to_x509_name(parsed["issuer"]), int(parsed["serial_number"].native)
-    except (ValueError, TypeError, KeyError) as err:
+    except PARSE_ERRORS as err:
         raise ScepFailure(FailInfo.BAD_REQUEST, f"malformed IssuerAndSerialNumber: {err}") from err
 
 
@@ -99,6 +104,12 @@ def _printable(oid: str, value: str) -> cms.CMSAttribute:
 
 def _octets(oid: str, value: bytes) -> cms.CMSAttribute:
     return cms.CMSAttribute({"type": oid, "values": [core.OctetString(value)]})
+
+
+def _transaction_id(request: PkiMessage) -> cms.CMSAttribute:
+    if request.transaction_id_value is None:
+        return _printable(OID_TRANSACTION_ID, request.transaction_id)
+    return cms.CMSAttribute({"type": OID_TRANSACTION_ID, "values": [request.transaction_id_value]})
 
 
 def cert_rep(
@@ -116,7 +127,7 @@ def cert_rep(
         _printable(OID_PKI_STATUS, str(int(outcome.status))),
         _octets(OID_SENDER_NONCE, os.urandom(16)),
         _octets(OID_RECIPIENT_NONCE, request.sender_nonce),
-        _printable(OID_TRANSACTION_ID, request.transaction_id),
+        _transaction_id(request),
     ]
     content = None
     if outcome.status is PkiStatus.SUCCESS:

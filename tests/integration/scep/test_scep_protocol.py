@@ -4,17 +4,26 @@ and POST, both URL forms, every failInfo and the HTTP 400 for undecodable input.
 from __future__ import annotations
 
 import base64
+import logging
+import os
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from asn1crypto import core
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from gateway.core.scep import FailInfo
 from protocols.scep import cms as scep_cms
 from tests.helpers import scepclient as sc
 from tests.integration.scep.conftest import SCEP_PATH, STATIC
 
 pytestmark = pytest.mark.asyncio
+
+# Damaged copies of one message per run; FZSEED picks another sequence (a longer hunt:
+# FZSEED=n with FUZZ_ROUNDS raised).
+FUZZ_ROUNDS = 150
 
 
 async def test_ok_get_ca_caps(scep) -> None:
@@ -103,10 +112,29 @@ async def test_ok_legacy_url(scep) -> None:
     assert (reply.status, reply.fail_info) == (2, 2)
 
 
-async def _fail(scep, device: sc.Requester, der: bytes, fail_info: int) -> None:
-    reply = sc.read_reply(await scep.send(der), device)
+async def _fail(scep, device: sc.Requester, der: bytes, fail_info: int, why: str) -> None:
+    """A signed FAILURE with `fail_info`, and a warning log line that says `why`."""
+    handler = _Records()
+    logger = logging.getLogger("certgate.scep")
+    logger.addHandler(handler)
+    try:
+        reply = sc.read_reply(await scep.send(der), device)
+    finally:
+        logger.removeHandler(handler)
     assert (reply.status, reply.fail_info) == (2, fail_info), reply
     assert reply.signer == await scep.ra()
+    lines = [r.getMessage() for r in handler.records if r.levelno == logging.WARNING]
+    name = FailInfo(fail_info).name
+    assert any(f"FAILURE {name}: " in line and why in line for line in lines), lines
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
 
 
 async def test_fail_bad_alg_digest(scep, monkeypatch) -> None:
@@ -116,7 +144,7 @@ async def test_fail_bad_alg_digest(scep, monkeypatch) -> None:
     with monkeypatch.context() as m:  # let the test client sign with SHA-224
         m.setitem(scep_cms.DIGESTS, "sha224", hashes.SHA224)
         der = sc.pki_message(device, ra, 19, sc.csr_der(csr), digest="sha224")
-    await _fail(scep, device, der, 0)
+    await _fail(scep, device, der, 0, "digest algorithm sha224 is not supported")
 
 
 async def test_fail_bad_alg_cipher(scep, monkeypatch) -> None:
@@ -137,7 +165,7 @@ async def test_fail_bad_alg_cipher(scep, monkeypatch) -> None:
         device.key,
         "sha256",
     )
-    await _fail(scep, device, der, 0)
+    await _fail(scep, device, der, 0, "content encryption aes128_ofb is not supported")
 
 
 def _scep_attrs(der: bytes) -> list[tuple[str, object]]:
@@ -151,7 +179,7 @@ async def test_fail_bad_message_check(scep) -> None:
     device = sc.Requester.new("check.test")
     csr = sc.make_csr(device.key, "check.test", STATIC)
     der = sc.pki_message(device, await scep.ra(), 19, sc.csr_der(csr), tamper=True)
-    await _fail(scep, device, der, 1)
+    await _fail(scep, device, der, 1, "messageDigest does not match")
 
 
 async def test_fail_bad_message_check_not_for_our_ra(scep) -> None:
@@ -159,7 +187,7 @@ async def test_fail_bad_message_check_not_for_our_ra(scep) -> None:
     stranger = sc.Requester.new("someone else")
     csr = sc.make_csr(device.key, "check.test", STATIC)
     der = sc.pki_message(device, stranger.cert, 19, sc.csr_der(csr))
-    await _fail(scep, device, der, 1)
+    await _fail(scep, device, der, 1, "not encrypted to this RA")
 
 
 @pytest.mark.parametrize(
@@ -169,19 +197,66 @@ async def test_fail_bad_message_check_not_for_our_ra(scep) -> None:
 async def test_fail_bad_request_challenge(scep, challenge: str | None) -> None:
     device = sc.Requester.new("chal.test")
     csr = sc.make_csr(device.key, "chal.test", challenge)
-    await _fail(scep, device, sc.pki_message(device, await scep.ra(), 19, sc.csr_der(csr)), 2)
+    der = sc.pki_message(device, await scep.ra(), 19, sc.csr_der(csr))
+    await _fail(scep, device, der, 2, "missing or wrong challenge password")
 
 
 async def test_fail_bad_request_policy(scep) -> None:
     device = sc.Requester.new("evil.example.org")
     csr = sc.make_csr(device.key, "evil.example.org", STATIC)
-    await _fail(scep, device, sc.pki_message(device, await scep.ra(), 19, sc.csr_der(csr)), 2)
+    der = sc.pki_message(device, await scep.ra(), 19, sc.csr_der(csr))
+    await _fail(scep, device, der, 2, "evil.example.org")
 
 
 async def test_fail_bad_request_message_type(scep) -> None:
     device = sc.Requester.new("type.test")
     csr = sc.make_csr(device.key, "type.test", STATIC)
-    await _fail(scep, device, sc.pki_message(device, await scep.ra(), 18, sc.csr_der(csr)), 2)
+    der = sc.pki_message(device, await scep.ra(), 18, sc.csr_der(csr))
+    await _fail(scep, device, der, 2, "messageType 18 is not supported")
+    der = sc.pki_message(device, await scep.ra(), 19, sc.csr_der(csr), omit=(_TYPE,))
+    der = _with_attrs(device, der, [sc.attr(_TYPE, core.PrintableString("PKCSReq"))])
+    await _fail(scep, device, der, 2, "messageType None is not supported")
+
+
+_TYPE = "2.16.840.1.113733.1.9.2"
+
+
+def _with_attrs(
+    device: sc.Requester, der: bytes, extra: list, content: bytes | None = b""
+) -> bytes:
+    """`der` re-signed by `device` with its SCEP attributes plus `extra`, and another
+    content when given (None: no content at all)."""
+    message = scep_cms.parse_signed(der)
+    body = message.content if content == b"" else content
+    attrs = [sc.attr(oid, v) for oid, v in _scep_attrs(der)]
+    return scep_cms.sign(body, [*attrs, *extra], device.cert, device.key, "sha256")
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        pytest.param(None, "no pkcsPKIEnvelope", id="fail/no-envelope"),
+        pytest.param(b"not DER at all", "malformed EnvelopedData", id="fail/garbage-envelope"),
+        pytest.param(
+            scep_cms.degenerate([]), "pkcsPKIEnvelope is not an EnvelopedData", id="fail/signed"
+        ),
+    ],
+)
+async def test_fail_bad_request_envelope_is_a_cert_rep_not_http_400(
+    scep, content: bytes | None, why: str
+) -> None:
+    """The message decodes (signed, with transactionID, nonce and type): whatever is wrong
+    inside gets a signed FAILURE, never an HTTP error."""
+    device = sc.Requester.new("env.test")
+    csr = sc.make_csr(device.key, "env.test", STATIC)
+    der = sc.pki_message(device, await scep.ra(), 19, sc.csr_der(csr))
+    await _fail(scep, device, _with_attrs(device, der, [], content), 2, why)
+
+
+async def test_fail_bad_request_not_a_csr(scep) -> None:
+    device = sc.Requester.new("csr.test")
+    der = sc.pki_message(device, await scep.ra(), 19, b"\x30\x03\x02\x01\x01")
+    await _fail(scep, device, der, 2, "not a valid PKCS#10")
 
 
 async def test_fail_bad_time(scep) -> None:
@@ -189,18 +264,21 @@ async def test_fail_bad_time(scep) -> None:
     csr = sc.make_csr(device.key, "time.test", STATIC)
     when = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
     der = sc.pki_message(device, await scep.ra(), 19, sc.csr_der(csr), signing_time=when)
-    await _fail(scep, device, der, 3)
+    await _fail(scep, device, der, 3, "signingTime")
 
 
 async def test_fail_bad_cert_id(scep) -> None:
     device = sc.Requester.new("id.test")
     ra, issuing, _ = await scep.ca_certs()
     content = sc.issuer_and_serial(issuing.subject, 0x1234)
-    await _fail(scep, device, sc.pki_message(device, ra, 21, content), 4)
+    der = sc.pki_message(device, ra, 21, content)
+    await _fail(scep, device, der, 4, "no certificate with serial 1234")
     poll = sc.issuer_and_subject(issuing.subject, device.cert.subject)
-    await _fail(scep, device, sc.pki_message(device, ra, 20, poll, transaction_id="nope"), 4)
+    der = sc.pki_message(device, ra, 20, poll, transaction_id="nope")
+    await _fail(scep, device, der, 4, "no enrollment with transactionID nope")
     crl = sc.issuer_and_serial(device.cert.subject, 1)  # not our CA
-    await _fail(scep, device, sc.pki_message(device, ra, 22, crl), 4)
+    der = sc.pki_message(device, ra, 22, crl)
+    await _fail(scep, device, der, 4, "this enrollment's CA is not that issuer")
 
 
 @pytest.mark.parametrize(
@@ -237,3 +315,27 @@ async def test_fail_disabled_or_unknown_is_404(scep) -> None:
     assert resp.status == 404
     resp = await scep.client.get("/profiles/not-a-uuid/scep?operation=GetCACaps")
     assert resp.status == 404
+
+
+async def test_fail_mutated_messages_never_crash(scep) -> None:
+    """Damaged messages (flipped bytes, truncations) get a CertRep or an HTTP 400, never a
+    server error: only what cannot be decoded at all is refused over HTTP."""
+    rng = random.Random(int(os.environ.get("FZSEED", "8894")))
+    device = sc.Requester.new("fuzz.test")
+    csr = sc.make_csr(device.key, "fuzz.test", STATIC)
+    good = sc.pki_message(device, await scep.ra(), 19, sc.csr_der(csr), transaction_id="fz")
+    variants = [good[:cut] for cut in range(0, len(good), max(1, len(good) // 40))]
+    for _ in range(FUZZ_ROUNDS):
+        damaged = bytearray(good)
+        for _ in range(rng.randint(1, 3)):
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        variants.append(bytes(damaged))
+    statuses: dict[int, int] = {}
+    for der in variants:
+        resp = await scep.client.post(SCEP_PATH + "?operation=PKIOperation", data=der)
+        statuses[resp.status] = statuses.get(resp.status, 0) + 1
+        assert resp.status in (200, 400), (resp.status, await resp.text(), der.hex())
+        if resp.status == 200:
+            reply = sc.read_reply(await resp.read(), device)
+            assert reply.status in (0, 2, 3)
+    assert statuses.get(200) and statuses.get(400), statuses

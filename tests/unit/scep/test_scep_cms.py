@@ -7,14 +7,20 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from asn1crypto import cms
+from asn1crypto import cms, core
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from gateway.core.scep import FailInfo, Outcome, PkiStatus, RaCredentials, ScepFailure
 from protocols.scep import cms as scep_cms
 from protocols.scep.cms import Undecodable
-from protocols.scep.messages import cert_rep, decode, issuer_and_serial, issuer_and_subject
+from protocols.scep.messages import (
+    OID_TRANSACTION_ID,
+    cert_rep,
+    decode,
+    issuer_and_serial,
+    issuer_and_subject,
+)
 from tests.helpers import scepclient as sc
 
 CIPHERS = ["aes128_cbc", "aes192_cbc", "aes256_cbc", "tripledes_3key", "des"]
@@ -168,3 +174,24 @@ def test_failure_cert_rep_has_fail_info_and_no_envelope(ra: sc.Requester) -> Non
     reply = sc.read_reply(cert_rep(request, outcome, credentials, None, None), device)
     assert (reply.status, reply.fail_info) == (int(PkiStatus.FAILURE), int(FailInfo.BAD_TIME))
     assert reply.recipient_nonce == request.sender_nonce and reply.transaction_id == "tid-9"
+
+
+def test_transaction_id_echoed_as_sent(ra: sc.Requester) -> None:
+    """RFC 8894 §3.3.2: the CertRep carries the request's transactionID; one sent as a
+    UTF8String (not the RFC's PrintableString) comes back unchanged, not re-encoded."""
+    device = sc.Requester.new("device")
+    csr = sc.make_csr(device.key, "m.test", "challenge-1")
+    der = sc.pki_message(
+        device,
+        ra.cert,
+        19,
+        sc.csr_der(csr),
+        omit=(OID_TRANSACTION_ID,),
+        extra=[sc.attr(OID_TRANSACTION_ID, core.UTF8String("智-42"))],
+    )
+    request = decode(der)
+    assert request.transaction_id == "智-42"
+    outcome = Outcome.failure(FailInfo.BAD_REQUEST, "no")
+    reply = cert_rep(request, outcome, RaCredentials(ra.cert, ra.key, ()), None, None)
+    sent = scep_cms.parse_signed(der).attributes[OID_TRANSACTION_ID].dump()
+    assert scep_cms.parse_signed(reply).attributes[OID_TRANSACTION_ID].dump() == sent
