@@ -1,30 +1,36 @@
 """SCEP settings through the REST API: who may do what, the static challenge rules, RA
-rotation, the dynamic-challenge cap, and bootstrap_scep's bootstrap.json keys."""
+rotation, the dynamic-challenge cap, and the bootstrap.json keys of a first start."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
-import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from gateway.admin import scep as scep_admin
 from gateway.admin.audit import SYSTEM
 from gateway.admin.certificates import resolve
+from gateway.app import create_app
 from gateway.core.scep import RA_ROTATION_GRACE
+from gateway.pki.kms import secret_aad
+from gateway.pki.passwords import verify_secret
 from tests.helpers import scepclient as sc
-from tests.integration.scep.conftest import SETTINGS, STATIC
+from tests.integration.api.conftest import make_config
+from tests.integration.scep.conftest import SETTINGS, STATIC, Scep
 
 pytestmark = pytest.mark.asyncio
 
 
-async def _member(scep, role: str) -> str:
-    principal = await scep.api(
-        "POST", "/api/v1/principals", {"name": f"p-{role}", "product_role": "member"}, 201
-    )
+async def _member(scep, role: str, kind: str = "user") -> str:
+    body = {"name": f"p-{role}-{kind}", "product_role": "member", "kind": kind}
+    principal = await scep.api("POST", "/api/v1/principals", body, 201)
     await scep.api(
         "POST",
         "/api/v1/applications/demo/members",
@@ -55,10 +61,68 @@ async def test_permissions(scep, role: str, challenges: int, patch: int) -> None
     assert resp.status == 200
 
 
+async def test_machine_identity_makes_dynamic_challenges(scep) -> None:
+    """issue 6: dynamic challenges come from an Operator or a machine identity (an MDM)."""
+    headers = {"Authorization": f"Bearer {await _member(scep, 'operator', 'machine')}"}
+    resp = await scep.client.post(SETTINGS + "/challenges", json={}, headers=headers)
+    assert resp.status == 201, await resp.text()
+    challenge = (await resp.json())["challenge"]
+    device = sc.Requester.new("mdm.test")
+    assert (await scep.enroll(device, sc.make_csr(device.key, "mdm.test", challenge))).status == 0
+
+
+async def test_dynamic_challenge_default_ttl_is_60_minutes(scep) -> None:
+    before = datetime.now(UTC)
+    made = await scep.api("POST", SETTINGS + "/challenges", {}, 201)
+    expires = datetime.fromisoformat(made["expires_at"])
+    assert before + timedelta(minutes=59) < expires <= datetime.now(UTC) + timedelta(minutes=60)
+    made = await scep.api("POST", SETTINGS + "/challenges", {"ttl_minutes": 5}, 201)
+    assert datetime.fromisoformat(made["expires_at"]) <= datetime.now(UTC) + timedelta(minutes=5)
+
+
+async def test_secrets_stored_encrypted_and_hashed(scep) -> None:
+    """The RA key is stored encrypted; the static challenge only as an scrypt hash, itself
+    encrypted: neither the key nor the challenge appears in the database row."""
+    owner = await _owner(scep)
+    async with scep.services.db.transaction(read_only=True) as tx:
+        ra = await tx.secrets.get_by_owner(owner, scep_admin.RA_PURPOSE)
+        challenge = await tx.secrets.get_by_owner(owner, scep_admin.CHALLENGE_PURPOSE)
+    assert ra is not None and challenge is not None
+    assert b"PRIVATE KEY" not in ra.ciphertext and b"CERTIFICATE" not in ra.ciphertext
+    key, cert = await scep_admin.load_ra(scep.services, ra)
+    assert cert == await scep.ra()
+    der_key = key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    assert der_key not in ra.ciphertext
+    assert STATIC.encode() not in challenge.ciphertext
+    hashed = await scep.services.kms.decrypt(
+        challenge.project_id, challenge.ciphertext, secret_aad(challenge.id)
+    )
+    assert STATIC.encode() not in hashed
+    assert verify_secret(STATIC, hashed.decode()) and not verify_secret("other", hashed.decode())
+
+
+async def test_ra_per_enrollment(scep) -> None:
+    """Each enrollment (attachment, legacy profile) has its own RA, issued by its CA."""
+    legacy = scep.bootstrap["legacy_profile_id"]
+    await scep.api("PATCH", f"/api/v1/profiles/{legacy}/scep", {"enabled": True})
+    app_ra, issuing, _ = await scep.ca_certs()
+    legacy_ra, legacy_issuing, _ = await scep.ca_certs(f"/profiles/{legacy}/scep")
+    assert app_ra != legacy_ra and app_ra.public_key() != legacy_ra.public_key()
+    app_ra.verify_directly_issued_by(issuing)
+    legacy_ra.verify_directly_issued_by(legacy_issuing)
+    assert "tls-server" in app_ra.subject.rfc4514_string()
+
+
 @pytest.mark.parametrize(
     ("body", "status"),
     [
         pytest.param({"challenge": "short"}, 400, id="fail/too-short"),
+        pytest.param({"challenge": "7-chars"}, 400, id="fail/seven"),
+        pytest.param({"challenge": "8-chars!"}, 201, id="ok/eight"),
         pytest.param({"challenge": 12345678}, 400, id="fail/not-a-string"),
         pytest.param({"challenge": "long-enough"}, 201, id="ok/given"),
         pytest.param({}, 201, id="ok/generated"),
@@ -70,6 +134,17 @@ async def test_static_challenge_rules(scep, body: dict, status: int) -> None:
         assert len(data["challenge"]) >= 8
         view = await scep.api("GET", SETTINGS)
         assert view["has_static_challenge"] and data["challenge"] not in str(view)
+        # The new challenge enrolls; the one it replaced no longer does.
+        device = sc.Requester.new("new.test")
+        csr = sc.make_csr(device.key, "new.test", data["challenge"])
+        assert (await scep.enroll(device, csr, transaction_id="new")).status == 0
+        old = sc.make_csr(device.key, "old.test", STATIC)
+        reply = await scep.enroll(device, old, transaction_id="old")
+        assert (reply.status, reply.fail_info) == (2, 2)
+    else:
+        device = sc.Requester.new("kept.test")  # the previous challenge still holds
+        csr = sc.make_csr(device.key, "kept.test", STATIC)
+        assert (await scep.enroll(device, csr)).status == 0
 
 
 async def _stale(scep, ra: x509.Certificate, cn: str) -> tuple[sc.Requester, sc.Reply]:
@@ -157,23 +232,26 @@ async def test_dynamic_challenge_cap(scep, monkeypatch) -> None:
     await scep.api("POST", SETTINGS + "/challenges", {"ttl_minutes": 0}, 400)
 
 
-async def test_bootstrap_scep_keys_enroll(scep) -> None:
-    services = scep.services
-    target = await resolve(services, "demo", "tls-server")
-    async with services.db.transaction() as tx:
-        legacy = await tx.profiles.get(uuid.UUID(scep.bootstrap["legacy_profile_id"]))
-        assert legacy is not None
-        data = await scep_admin.bootstrap_scep(
-            services, tx, SYSTEM, target.application, target.profile, legacy
-        )
-    assert set(data) == {"scep_url", "scep_challenge", "legacy_scep_url", "legacy_scep_challenge"}
-    base = services.config.base_url.rstrip("/")
+async def test_first_start_bootstrap_json_scep_keys_enroll(
+    aiohttp_client: Any, tmp_path: Path, database_url: str
+) -> None:
+    """`certgate serve` first start: bootstrap.json has scep_url and scep_challenge (and the
+    legacy pair), and they enroll as written, with nothing set up afterwards."""
+    config = make_config(tmp_path / "home", database_url)
+    client = await aiohttp_client(create_app(config, background=False))
+    bootstrap = json.loads((config.home / "bootstrap.json").read_text())
+    scep = Scep(client, bootstrap)
+    base = config.base_url.rstrip("/")
+    assert bootstrap["scep_url"] == base + "/applications/demo/profiles/tls-server/scep"
+    legacy = f"{base}/profiles/{bootstrap['legacy_profile_id']}/scep"
+    assert bootstrap["legacy_scep_url"] == legacy
     for url_key, challenge_key in (
         ("scep_url", "scep_challenge"),
         ("legacy_scep_url", "legacy_scep_challenge"),
     ):
-        path = data[url_key][len(base) :]
+        assert len(bootstrap[challenge_key]) >= 8
+        path = bootstrap[url_key][len(base) :]
         device = sc.Requester.new("boot.test")
-        csr = sc.make_csr(device.key, "boot.test", data[challenge_key])
+        csr = sc.make_csr(device.key, "boot.test", bootstrap[challenge_key])
         reply = await scep.enroll(device, csr, path=path, transaction_id=url_key)
         assert reply.status == 0, (url_key, reply)
