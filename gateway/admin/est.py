@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from gateway.admin.audit import Actor, event
-from gateway.admin.catalog import active_project
+from gateway.admin.catalog import SLUG, active_project
 from gateway.admin.certificates import Target, needs_approval
 from gateway.admin.services import Services
 from gateway.core.approval import fingerprint
@@ -98,6 +98,11 @@ class EstGateway:
             f"no EST enrollment at application '{application}', profile '{profile}' "
             "(unknown application or profile, profile not attached, or EST not enabled)"
         )
+
+        if not (SLUG.fullmatch(application) and SLUG.fullmatch(profile)):
+            # Not a slug the catalog could hold: answer without asking the database (a NUL
+            # byte, say, is an error on PostgreSQL, not a miss).
+            raise missing
 
         async def load(tx: Tx) -> tuple[EstTarget, Secret | None]:
             project = await active_project(tx)

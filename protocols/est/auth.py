@@ -56,8 +56,7 @@ def _trusted(remote: str | None, proxies: Sequence[IPNetwork]) -> bool:
 def channel(request: web.Request, proxies: Sequence[IPNetwork], header: str) -> Channel:
     ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
     if ssl_object is not None:
-        der = ssl_object.getpeercert(binary_form=True)
-        cert = x509.load_der_x509_certificate(der) if der else None
+        cert = _tls_cert(ssl_object.getpeercert(binary_form=True))
         unique = None
         if ssl_object.version() == "TLSv1.2":
             # RFC 5929 §3: tls-unique is the first Finished message; TLS 1.3 has no such
@@ -68,6 +67,17 @@ def channel(request: web.Request, proxies: Sequence[IPNetwork], header: str) -> 
         return Channel(True, True, _header_cert(request.headers.get(header), header), None)
     # Plain HTTP from anyone else: the header is ignored, never trusted.
     return Channel(False, False, None, None)
+
+
+def _tls_cert(der: bytes | None) -> x509.Certificate | None:
+    """The handshake's client certificate. OpenSSL accepts some encodings that RFC 5280's
+    DER does not (cryptography refuses them): that is the device's error, not ours."""
+    if not der:
+        return None
+    try:
+        return x509.load_der_x509_certificate(der)
+    except ValueError as err:
+        raise EstError(400, f"the TLS client certificate is not valid RFC 5280 DER: {err}") from err
 
 
 def _header_cert(value: str | None, header: str) -> x509.Certificate | None:

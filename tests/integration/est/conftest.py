@@ -19,7 +19,12 @@ from gateway.config import load_config
 
 
 async def _start(
-    aiohttp_client: Any, home: Path, database_url: str, proxies: str, **extra: str
+    aiohttp_client: Any,
+    home: Path,
+    database_url: str,
+    proxies: str,
+    enable: bool = True,
+    **extra: str,
 ) -> EstGateway:
     environ = extra | {
         "CERTGATE_HOME": str(home),
@@ -32,7 +37,8 @@ async def _start(
     client = await aiohttp_client(create_app(config, background=False))
     bootstrap = json.loads((config.home / "bootstrap.json").read_text())
     gw = EstGateway(client, bootstrap)
-    await gw.enable()
+    if enable:
+        await gw.enable()
     return gw
 
 
@@ -55,4 +61,12 @@ async def header_gw(aiohttp_client: Any, tmp_path: Path, database_url: str) -> E
         database_url,
         "127.0.0.1/32,::1",
         CERTGATE_SERVER__CLIENT_CERT_HEADER="X-Client-Cert",
+    )
+
+
+@pytest.fixture
+async def fresh_gw(aiohttp_client: Any, tmp_path: Path, database_url: str) -> EstGateway:
+    """As first started: EST settings and passphrases exactly as bootstrap left them."""
+    return await _start(
+        aiohttp_client, tmp_path / "home", database_url, "127.0.0.1/32,::1", enable=False
     )

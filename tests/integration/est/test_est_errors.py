@@ -138,8 +138,9 @@ async def test_fail_400_malformed_csr(est_gw, body: bytes, fragment: bytes) -> N
 async def test_fail_400_bad_csr_signature(est_gw) -> None:
     der, _ = csr_der()
     tampered = der[:-3] + bytes([der[-3] ^ 0xFF]) + der[-2:]
-    status, _, body = await est_gw.post("simpleenroll", b64(tampered), auth=est_gw.basic)
+    status, headers, body = await est_gw.post("simpleenroll", b64(tampered), auth=est_gw.basic)
     assert status == 400
+    _plain(headers)
     assert b"signature" in body
 
 
