@@ -199,7 +199,9 @@ async def simplereenroll(call: Call) -> web.Response:
 
 
 async def serverkeygen(call: Call) -> web.Response:
-    """RFC 7030 §4.4: the CSR names the subject; we generate the key (the profile's type)."""
+    """RFC 7030 §4.4: the CSR names the subject; we generate the key (the profile's type).
+    Under approval: 202 like simpleenroll (§4.2.3); the backend holds the key until the
+    same request comes back approved, and hands it out that once."""
     requester = await _authenticate(call)
     csr = await _read_csr(call)
     _check_tls_unique(call, csr)

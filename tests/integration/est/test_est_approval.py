@@ -13,7 +13,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from est_helpers import EstGateway, b64, certs_from_cms, csr_der
+from est_helpers import EstGateway, b64, certs_from_cms, csr_der, proxy_header
 from sqlalchemy import text
 
 from gateway.admin import est as est_admin
@@ -157,3 +157,24 @@ async def test_ok_serverkeygen_without_approval_holds_nothing(est_gw: EstGateway
     status, _, body = await est_gw.post("serverkeygen", b64(der), auth=est_gw.basic)
     assert status == 200, body
     assert await _held_keys(est_gw) == 0
+
+
+async def test_ok_simplereenroll_pending_then_approved(est_gw: EstGateway) -> None:
+    """Re-enrollment waits too (§4.2.3); the repeat with the same certificate and CSR is
+    the same request."""
+    old = await est_gw.enroll("renew.example.com")
+    approver = await _approver(est_gw, "est-renewer")
+    der, _ = csr_der("renew.example.com")
+    for _ in range(2):
+        status, headers, body = await est_gw.post(
+            "simplereenroll", b64(der), headers=proxy_header(old)
+        )
+        assert status == 202, body
+        assert int(headers["Retry-After"]) > 0
+    listed = await est_gw.api("GET", f"{REQUESTS}?state=open")
+    (item,) = listed["items"]
+    await _decide(est_gw, approver, item["id"], "approve")
+    status, _, body = await est_gw.post("simplereenroll", b64(der), headers=proxy_header(old))
+    assert status == 200, body
+    (new,) = certs_from_cms(body)
+    assert new.subject == old.subject and new.serial_number != old.serial_number
