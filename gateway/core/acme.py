@@ -270,9 +270,23 @@ def dns01_record_name(identifier: Identifier) -> str:
 
 def csr_identifiers(csr: x509.CertificateSigningRequest) -> set[Identifier]:
     """The identifiers a CSR asks for: SAN dNSName / iPAddress entries and a CN."""
+    found = _san_identifiers(csr.extensions)
+    for attribute in csr.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME):
+        value = attribute.value if isinstance(attribute.value, str) else ""
+        found.add(identifier_for(value))
+    return found
+
+
+def certificate_identifiers(cert: x509.Certificate) -> set[Identifier]:
+    """The identifiers a certificate names (its SAN dNSName / iPAddress entries),
+    normalized as `normalize` does."""
+    return {normalize(i) for i in _san_identifiers(cert.extensions)}
+
+
+def _san_identifiers(extensions: x509.Extensions) -> set[Identifier]:
     found: set[Identifier] = set()
     try:
-        sans = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        sans = extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         sans = x509.SubjectAlternativeName([])
     for name in sans:
@@ -282,9 +296,6 @@ def csr_identifiers(csr: x509.CertificateSigningRequest) -> set[Identifier]:
             found.add(Identifier(IdentifierType.IP, str(name.value)))
         else:
             found.add(Identifier(IdentifierType.DNS, f"<unsupported {type(name).__name__}>"))
-    for attribute in csr.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME):
-        value = attribute.value if isinstance(attribute.value, str) else ""
-        found.add(identifier_for(value))
     return found
 
 
@@ -424,6 +435,13 @@ class AcmeRepositoryPort(Protocol):
         """Compare-and-set: update only when the current status is in `expected`."""
 
     async def find_order_by_certificate(self, certificate_id: uuid.UUID) -> Order | None: ...
+
+    async def find_order_replacing(self, replaces: str, now: datetime) -> Order | None:
+        """An order, not invalid (nor expired) at `now`, whose `replaces` (RFC 9773 §5)
+        is this certificate id."""
+
+    async def authorized_identifiers(self, account_id: uuid.UUID, now: datetime) -> set[Identifier]:
+        """The identifiers of the account's valid, unexpired authorizations (normalized)."""
 
     async def get_authorization(
         self, authz_id: uuid.UUID, *, challenges: bool = True

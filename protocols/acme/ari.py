@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 
 from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from gateway.core.acme import Account, b64url, b64url_decode
+from gateway.core.acme import (
+    Account,
+    Identifier,
+    b64url,
+    b64url_decode,
+    certificate_identifiers,
+    normalize,
+)
 from gateway.core.errors import Conflict, InvalidInput, NotFound
 from gateway.core.model import Certificate, CertificateStatus, RevocationReason
 from protocols.acme import jws as jwslib
@@ -73,17 +81,26 @@ async def renewal_info(ctx: Ctx) -> web.Response:
     return json_response(ctx, {"suggestedWindow": {"start": iso(start), "end": iso(end)}})
 
 
-async def check_replaces(ctx: Ctx, account: Account, value: str | None) -> str | None:
-    """RFC 9773 §5: `replaces` must name a certificate this account obtained here."""
+async def check_replaces(
+    ctx: Ctx, account: Account, value: str | None, identifiers: Sequence[Identifier]
+) -> str | None:
+    """RFC 9773 §5: `replaces` must name a certificate this account obtained here, share at
+    least one identifier with the new order, and not be replaced already by another order
+    that is not invalid (409 alreadyReplaced)."""
     if value is None:
         return None
     cert = await _by_cert_id(ctx, value)
-    if cert is not None:
-        async with ctx.work(read_only=True) as uow:
-            order = await uow.acme.find_order_by_certificate(cert.id)
-        if order is not None and order.account_id == account.id:
-            return value
-    raise malformed("replaces does not name a certificate of this account")
+    if cert is None:
+        raise malformed("replaces does not name a certificate of this account")
+    async with ctx.work(read_only=True) as uow:
+        order = await uow.acme.find_order_by_certificate(cert.id)
+        if order is None or order.account_id != account.id:
+            raise malformed("replaces does not name a certificate of this account")
+        if not {normalize(i) for i in order.identifiers} & {normalize(i) for i in identifiers}:
+            raise malformed("the order shares no identifier with the certificate it replaces")
+        if await uow.acme.find_order_replacing(value, ctx.server.now()) is not None:
+            raise Problem("alreadyReplaced", "another order already replaces this certificate")
+    return value
 
 
 async def replaced_certificate_id(ctx: Ctx, value: str | None) -> uuid.UUID | None:
@@ -94,8 +111,9 @@ async def replaced_certificate_id(ctx: Ctx, value: str | None) -> uuid.UUID | No
 
 
 async def revoke_cert(ctx: Ctx) -> web.Response:
-    """RFC 8555 §7.6: signed by the account that ordered the certificate (kid), or by the
-    certificate's own key (jwk)."""
+    """RFC 8555 §7.6: signed by the account that ordered the certificate or one holding
+    valid authorizations for all its identifiers (kid), or by the certificate's own key
+    (jwk)."""
     verified = await verify_post(ctx, use_jwk=True)
     payload = decode(Revocation, verified.jws.payload())
     try:
@@ -104,7 +122,8 @@ async def revoke_cert(ctx: Ctx) -> web.Response:
     except ValueError:
         raise malformed("certificate is not base64url DER") from None
     reason_code = 0 if payload.reason is None else payload.reason
-    if not isinstance(reason_code, int) or reason_code not in _REASONS:
+    # `type(...) is int`: JSON true would pass isinstance(…, int) as reason 1.
+    if type(reason_code) is not int or reason_code not in _REASONS:
         raise Problem("badRevocationReason", f"revocation reason {payload.reason!r} not allowed")
     uow = ctx.uow
     cert = await uow.certificates.get_by_serial(format(leaf.serial_number, "x"))
@@ -115,9 +134,19 @@ async def revoke_cert(ctx: Ctx) -> web.Response:
     if stored.public_bytes(Encoding.DER) != der:
         raise not_found("certificate")
     if verified.account is not None:
-        if order is None or order.account_id != verified.account.id:
-            raise Problem("unauthorized", "this account did not order the certificate")
-        actor = f"acme:{verified.account.id}"
+        account = verified.account
+        if order is None or order.account_id != account.id:
+            # §7.6: also an account holding valid authorizations for every identifier the
+            # certificate names.
+            names = certificate_identifiers(leaf)
+            held = await uow.acme.authorized_identifiers(account.id, ctx.server.now())
+            if not names or not names <= held:
+                raise Problem(
+                    "unauthorized",
+                    "this account neither ordered the certificate nor holds valid "
+                    "authorizations for all of its identifiers",
+                )
+        actor = f"acme:{account.id}"
     else:
         spki = leaf.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
         signer = jwslib.public_key(verified.jwk)

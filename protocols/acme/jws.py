@@ -98,7 +98,15 @@ def parse(content_type: str, body: bytes) -> Jws:
         protected, outer["protected"], outer["payload"], _b64(outer["signature"], "signature")
     )
     check_algorithm(protected.get("alg"))
+    _check_crit(protected)
     return jws
+
+
+def _check_crit(protected: dict[str, Any]) -> None:
+    """RFC 7515 §4.1.11: a recipient MUST reject a JWS whose `crit` names an extension it
+    does not understand; ACME defines none (RFC 8555 §6.2), so any `crit` is refused."""
+    if "crit" in protected:
+        raise malformed("JWS crit header parameters are not supported (RFC 7515 §4.1.11)")
 
 
 def check_algorithm(alg: Any) -> None:
@@ -245,5 +253,6 @@ def parse_inner(value: Any, what: str) -> Jws:
     if not all(isinstance(outer.get(k), str) for k in ("protected", "payload", "signature")):
         raise malformed(f"{what} must have protected, payload and signature")
     protected = json_object(_b64(outer["protected"], f"{what} header"), f"{what} header")
+    _check_crit(protected)
     _b64(outer["payload"], f"{what} payload")
     return Jws(protected, outer["protected"], outer["payload"], _b64(outer["signature"], what))

@@ -93,7 +93,7 @@ async def new_order(ctx: Ctx) -> web.Response:
             "it always issues under its own profile",
         )
     identifiers = check_identifiers(payload.identifiers)
-    replaces = await ari.check_replaces(ctx, account, payload.replaces)
+    replaces = await ari.check_replaces(ctx, account, payload.replaces, identifiers)
     now = ctx.server.now()
     order_id = new_id()
     authorizations = []

@@ -14,6 +14,7 @@ PROBLEM_JSON = "application/problem+json"
 # RFC 8555 §6.7 error types and the HTTP status each is sent with by default.
 STATUS: dict[str, int] = {
     "accountDoesNotExist": 400,
+    "alreadyReplaced": 409,  # RFC 9773 §5
     "alreadyRevoked": 400,
     "badCSR": 400,
     "badNonce": 400,

@@ -37,6 +37,7 @@ from gateway.core.acme import (
     Order,
     OrderStatus,
     Problem,
+    normalize,
 )
 from gateway.core.errors import Conflict
 from store.repos._base import Repository
@@ -149,6 +150,27 @@ _FIND_ACCOUNT = select(acme_accounts).where(
 _GET_ORDER = select(acme_orders).where(acme_orders.c.id == bindparam("id"))
 _ORDER_BY_CERTIFICATE = (
     select(acme_orders).where(acme_orders.c.certificate_id == bindparam("id")).limit(1)
+)
+_ORDER_REPLACING = (
+    select(acme_orders)
+    .where(
+        acme_orders.c.replaces == bindparam("replaces"),
+        # A pending or ready order past its expiry is invalid (RFC 8555 §7.1.6) even while
+        # its stored status, brought up to date when it is next read, still says otherwise.
+        or_(
+            acme_orders.c.status.in_([OrderStatus.PROCESSING.value, OrderStatus.VALID.value]),
+            (acme_orders.c.status != OrderStatus.INVALID.value)
+            & (acme_orders.c.expires > bindparam("now")),
+        ),
+    )
+    .limit(1)
+)
+_AUTHORIZED = select(
+    acme_authorizations.c.identifier_type, acme_authorizations.c.identifier_value
+).where(
+    acme_authorizations.c.account_id == bindparam("account_id"),
+    acme_authorizations.c.status == AuthzStatus.VALID.value,
+    acme_authorizations.c.expires > bindparam("now"),
 )
 _GET_AUTHZ = select(acme_authorizations).where(acme_authorizations.c.id == bindparam("id"))
 _AUTHZS_OF = select(acme_authorizations).where(
@@ -337,6 +359,14 @@ class AcmeRepository(Repository):
     async def find_order_by_certificate(self, certificate_id: uuid.UUID) -> Order | None:
         row = await self._row(_ORDER_BY_CERTIFICATE, {"id": certificate_id})
         return _order(row) if row else None
+
+    async def find_order_replacing(self, replaces: str, now: datetime) -> Order | None:
+        row = await self._row(_ORDER_REPLACING, {"replaces": replaces, "now": now})
+        return _order(row) if row else None
+
+    async def authorized_identifiers(self, account_id: uuid.UUID, now: datetime) -> set[Identifier]:
+        result = await self._session.execute(_AUTHORIZED, {"account_id": account_id, "now": now})
+        return {normalize(Identifier(IdentifierType(t), v)) for t, v in result}
 
     async def set_order(
         self,

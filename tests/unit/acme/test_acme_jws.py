@@ -48,6 +48,12 @@ def _signed(**over: object) -> dict[str, object]:
         ),
         pytest.param("application/jose+json", "garbage", "malformed", id="fail/garbage"),
         pytest.param("application/jose+json", _signed(payload="###"), "malformed", id="fail/b64"),
+        pytest.param(
+            "application/jose+json",
+            jws(Key.ec(), URL, {}, nonce="n", extra={"crit": ["exp"], "exp": 1}),
+            "malformed",
+            id="fail/crit",
+        ),
     ],
 )
 def test_fail_parse(content_type: str, body: object, problem: str) -> None:

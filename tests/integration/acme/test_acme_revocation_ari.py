@@ -1,0 +1,67 @@
+"""revokeCert by an authorized account (RFC 8555 §7.6), its reason's type, and the
+`replaces` rules of RFC 9773 §5."""
+
+from __future__ import annotations
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from protocols.acme.ari import cert_id
+from tests.helpers.acmeclient import AcmeClient, Key, b64
+from tests.helpers.acmeharness import AcmeGateway
+
+
+async def _leaf(client: AcmeClient, order_body: dict[str, object]) -> x509.Certificate:
+    pem = (await client.post(str(order_body["certificate"]), None)).text
+    return x509.load_pem_x509_certificates(pem.encode())[0]
+
+
+async def test_ok_revoke_by_account_holding_authorizations(acme_gateway: AcmeGateway) -> None:
+    """§7.6: the server MUST also accept an account that holds authorizations for all of
+    the identifiers in the certificate, not only the one that ordered it."""
+    alice = await acme_gateway.account()
+    order, _ = await acme_gateway.issue(alice, ["shared.example.com"])
+    der = b64((await _leaf(alice, order.body)).public_bytes(Encoding.DER))
+    bob = await acme_gateway.account(key=Key.ec())
+    # Before bob holds an authorization for the name, he may not revoke.
+    refused = await bob.post(bob.directory["revokeCert"], {"certificate": der, "reason": 4})
+    assert (refused.status, refused.problem) == (403, "unauthorized"), refused.body
+    ready = await acme_gateway.ready_order(bob, ["shared.example.com"])
+    assert ready.body["status"] == "ready", ready.body
+    reply = await bob.post(bob.directory["revokeCert"], {"certificate": der, "reason": 4})
+    assert reply.status == 200, reply.body
+    again = await alice.post(alice.directory["revokeCert"], {"certificate": der})
+    assert again.problem == "alreadyRevoked", again.body
+
+
+async def test_fail_revocation_reason_must_be_an_integer(acme_gateway: AcmeGateway) -> None:
+    client = await acme_gateway.account()
+    order, _ = await acme_gateway.issue(client, ["boolreason.example.com"])
+    der = b64((await _leaf(client, order.body)).public_bytes(Encoding.DER))
+    for reason in (True, "4", 4.0):
+        reply = await client.post(
+            client.directory["revokeCert"], {"certificate": der, "reason": reason}
+        )
+        assert reply.problem in ("malformed", "badRevocationReason"), (reason, reply.body)
+    # Nothing was revoked by the refused attempts.
+    reply = await client.post(client.directory["revokeCert"], {"certificate": der, "reason": 4})
+    assert reply.status == 200, reply.body
+
+
+async def test_fail_replaces_disjoint_or_already_replaced(acme_gateway: AcmeGateway) -> None:
+    """RFC 9773 §5: a `replaces` sharing no identifier with the order is refused, and a
+    second order replacing the same certificate gets 409 alreadyReplaced."""
+    client = await acme_gateway.account()
+    order, _ = await acme_gateway.issue(client, ["rep.example.com"])
+    ident = cert_id(await _leaf(client, order.body))
+    disjoint = await client.post(
+        client.directory["newOrder"],
+        {"identifiers": [{"type": "dns", "value": "unrelated.example.com"}], "replaces": ident},
+    )
+    assert (disjoint.status, disjoint.problem) == (400, "malformed"), disjoint.body
+    body = {"identifiers": [{"type": "dns", "value": "rep.example.com"}], "replaces": ident}
+    first = await client.post(client.directory["newOrder"], body)
+    assert first.status == 201, first.body
+    assert first.body["replaces"] == ident
+    second = await client.post(client.directory["newOrder"], body)
+    assert (second.status, second.problem) == (409, "alreadyReplaced"), second.body
