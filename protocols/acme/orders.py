@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -15,6 +15,7 @@ from gateway.core.acme import (
     AUTHZ_LIFETIME,
     ORDER_LIFETIME,
     Account,
+    AcmeUnitOfWork,
     Authorization,
     AuthzStatus,
     Challenge,
@@ -32,7 +33,8 @@ from gateway.core.errors import (
     MethodNotEnabled,
     PolicyDenied,
 )
-from gateway.core.model import EnrollmentMethod, new_id
+from gateway.core.model import Certificate, EnrollmentMethod, new_id
+from gateway.core.ports import UnitOfWork
 from protocols.acme import ari
 from protocols.acme.identifiers import check_identifiers
 from protocols.acme.messages import Finalize, NewOrder, OrderResource, decode, identifier_json
@@ -252,6 +254,22 @@ async def finalize(ctx: Ctx) -> web.Response:
         raise Problem("orderNotReady", "order is already being finalized")
     # The claim is committed before issuance, which runs in transactions of its own.
     await ctx.commit()
+    marked: list[uuid.UUID] = []
+
+    async def mark_valid(uow: UnitOfWork, certificate: Certificate) -> None:
+        # §7.4: the order turns valid in the transaction that stores its certificate, so
+        # no process ever sees one without the other. The composition root's unit of work
+        # is also an AcmeUnitOfWork (one transaction type serves every repository).
+        moved = await cast(AcmeUnitOfWork, uow).acme.set_order(
+            order.id,
+            status=OrderStatus.VALID,
+            expected=[OrderStatus.PROCESSING],
+            certificate_id=certificate.id,
+        )
+        if not moved:  # e.g. swept as stuck meanwhile: store no certificate for it
+            raise Problem("orderNotReady", "the order changed while it was being finalized")
+        marked.append(certificate.id)
+
     try:
         outcome = await ctx.deps.enrollment.enroll(
             EnrollmentRequest(
@@ -262,7 +280,8 @@ async def finalize(ctx: Ctx) -> web.Response:
                 method=EnrollmentMethod.ACME,
                 source_ip=ctx.request.remote,
                 renewed_from=await ari.replaced_certificate_id(ctx, order.replaces),
-            )
+            ),
+            also=mark_valid,
         )
     except PolicyDenied as err:
         problem = _policy_problem(err)
@@ -280,17 +299,21 @@ async def finalize(ctx: Ctx) -> web.Response:
     except BaseException:
         await _fail(ctx, order, StoredProblem("serverInternal", "issuance failed"))
         raise
-    async with ctx.work() as uow:
-        if isinstance(outcome, Issued):
-            certificate_id = outcome.certificate.id
-            await uow.acme.set_order(
-                order.id,
-                status=OrderStatus.VALID,
-                expected=[OrderStatus.PROCESSING],
-                certificate_id=certificate_id,
-            )
-            order = replace(order, status=OrderStatus.VALID, certificate_id=certificate_id)
-        else:
+    if isinstance(outcome, Issued):
+        certificate_id = outcome.certificate.id
+        if certificate_id not in marked:
+            # An identical request approved earlier was finished instead (the enrollment
+            # core's Resume), so mark_valid did not run.
+            async with ctx.work() as uow:
+                await uow.acme.set_order(
+                    order.id,
+                    status=OrderStatus.VALID,
+                    expected=[OrderStatus.PROCESSING],
+                    certificate_id=certificate_id,
+                )
+        order = replace(order, status=OrderStatus.VALID, certificate_id=certificate_id)
+    else:
+        async with ctx.work() as uow:
             await uow.acme.set_order(
                 order.id,
                 status=OrderStatus.PROCESSING,

@@ -31,7 +31,7 @@ from gateway.core.acme import (
 from gateway.core.enrollment import EnrollmentRequest, Issued, Pending
 from gateway.core.errors import DomainError
 from gateway.core.model import Certificate, RevocationReason
-from gateway.core.ports import Clock
+from gateway.core.ports import Clock, UnitOfWork
 from protocols.acme import jws as jwslib
 from protocols.acme import nonces
 from protocols.acme.problems import PROBLEM_JSON, Problem, malformed
@@ -45,7 +45,12 @@ LEGACY = "legacy"  # /profiles/{profile_id}/acme/…
 class Enroller(Protocol):
     """The part of gateway.core.enrollment.EnrollmentService the front-end calls."""
 
-    async def enroll(self, request: EnrollmentRequest) -> Issued | Pending: ...
+    async def enroll(
+        self,
+        request: EnrollmentRequest,
+        *,
+        also: Callable[[UnitOfWork, Certificate], Awaitable[None]] | None = None,
+    ) -> Issued | Pending: ...
 
     async def revoke(
         self,
