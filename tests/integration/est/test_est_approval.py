@@ -5,6 +5,7 @@ retry, and hands it out once."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import email.parser
 import email.policy
@@ -178,3 +179,15 @@ async def test_ok_simplereenroll_pending_then_approved(est_gw: EstGateway) -> No
     assert status == 200, body
     (new,) = certs_from_cms(body)
     assert new.subject == old.subject and new.serial_number != old.serial_number
+
+
+async def test_ok_concurrent_serverkeygen_repeats_share_one_key(est_gw: EstGateway) -> None:
+    await _approver(est_gw, "est-keygen-race")
+    der, _ = csr_der("race.example.com")
+    results = await asyncio.gather(
+        *(est_gw.post("serverkeygen", b64(der), auth=est_gw.basic) for _ in range(4))
+    )
+    assert [status for status, _, _ in results] == [202] * 4, results
+    assert await _held_keys(est_gw) == 1
+    listed = await est_gw.api("GET", f"{REQUESTS}?state=open")
+    assert len(listed["items"]) == 1
