@@ -29,9 +29,15 @@ FUZZ_ROUNDS = 150
 async def test_ok_get_ca_caps(scep) -> None:
     resp = await scep.client.get(SCEP_PATH + "?operation=GetCACaps")
     assert resp.status == 200 and resp.content_type == "text/plain"
-    caps = (await resp.text()).split()
-    for cap in ("POSTPKIOperation", "SHA-256", "SHA-512", "AES", "DES3", "SCEPStandard", "Renewal"):
-        assert cap in caps
+    # RFC 8894 §3.5.2: one capability per line.
+    lines = (await resp.text()).strip("\n").split("\n")
+    assert all(line and line == line.strip() for line in lines), lines
+    wanted = {"POSTPKIOperation", "SHA-256", "SHA-512", "AES", "DES3", "SCEPStandard", "Renewal"}
+    assert wanted <= set(lines)
+    for url in ("/profiles/{legacy}/scep", SCEP_PATH + "/cgi-bin/pkiclient.exe"):
+        legacy = scep.bootstrap["legacy_profile_id"]
+        resp = await scep.client.get(url.format(legacy=legacy) + "?operation=GetCACaps")
+        assert resp.status == 200 and wanted <= set((await resp.text()).split("\n"))
 
 
 async def test_ok_get_ca_cert_ra_then_chain(scep) -> None:
@@ -80,6 +86,23 @@ async def test_ok_pkcsreq_ciphers_and_digests(scep, cipher: str, digest: str) ->
     assert usage.digital_signature and usage.key_encipherment
     eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert x509.oid.ExtendedKeyUsageOID.SERVER_AUTH in eku
+
+
+@pytest.mark.parametrize("tail", ["", "/pkiclient.exe", "/cgi-bin/pkiclient.exe"])
+async def test_ok_pkioperation_on_every_url_form(scep, tail: str) -> None:
+    """RFC 8894 §4.1: the base URL, and with /pkiclient.exe or /cgi-bin/pkiclient.exe."""
+    device = sc.Requester.new("url.test")
+    der = sc.pki_message(
+        device, await scep.ra(), 19, sc.csr_der(sc.make_csr(device.key, "url.test", STATIC))
+    )
+    resp = await scep.client.post(SCEP_PATH + tail + "?operation=PKIOperation", data=der)
+    assert resp.status == 200 and resp.content_type == "application/x-pki-message"
+    first = sc.read_reply(await resp.read(), device)
+    assert first.status == 0
+    # The retry's answer has a fresh senderNonce of its own (RFC 8894 §3.2.1.5).
+    resp = await scep.client.post(SCEP_PATH + tail + "?operation=PKIOperation", data=der)
+    again = sc.read_reply(await resp.read(), device)
+    assert again.certificates == first.certificates and again.sender_nonce != first.sender_nonce
 
 
 async def test_ok_pkioperation_by_get(scep) -> None:

@@ -194,3 +194,28 @@ async def test_ok_certpoll_after_approval(scep) -> None:
     # Re-sending the PKCSReq now gets the same certificate, not a second one.
     again = await scep.enroll(device, csr, transaction_id="wait-1")
     assert again.status == 0 and again.certificates == reply.certificates
+
+
+async def test_fail_certpoll_after_rejection(scep) -> None:
+    """A rejected request: CertPoll answers FAILURE badRequest, and so does the retry."""
+    principals = (await scep.api("GET", "/api/v1/principals"))["items"]
+    admin = next(p["id"] for p in principals if p["name"] == "admin")
+    policy = {"steps": [{"approvers": [admin], "required": 1}]}
+    await scep.api(
+        "PUT", "/api/v1/applications/demo/profiles/tls-server/approval-policy", policy, status=201
+    )
+    device = sc.Requester.new("no.test")
+    csr = sc.make_csr(device.key, "no.test", STATIC)
+    ra, issuing, _ = await scep.ca_certs()
+    assert (await scep.enroll(device, csr, transaction_id="no-1")).status == 3
+    requests = await scep.api("GET", "/api/v1/applications/demo/requests")
+    request_id = next(r["id"] for r in requests["items"] if r["requester"] == "scep:no-1")
+    await scep.api(
+        "POST", f"/api/v1/applications/demo/requests/{request_id}/reject", {"comment": "nope"}
+    )
+    poll = sc.issuer_and_subject(issuing.subject, csr.subject)
+    message = sc.pki_message(device, ra, 20, poll, transaction_id="no-1")
+    reply = sc.read_reply(await scep.send(message), device)
+    assert (reply.status, reply.fail_info) == (2, 2), reply
+    again = await scep.enroll(device, csr, transaction_id="no-1")
+    assert (again.status, again.fail_info) == (2, 2)
