@@ -5,12 +5,14 @@ ValidationFailed with the problem type to store (§8.2: connection, dns, tls, �
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import ipaddress
 import socket
 import ssl
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import aiohttp
 import dns.asyncresolver
@@ -18,6 +20,7 @@ import dns.exception
 import dns.nameserver
 import dns.resolver
 import dns.reversename
+import yarl
 from cryptography import x509
 
 from gateway.core.acme import (
@@ -27,6 +30,7 @@ from gateway.core.acme import (
     address_allowed,
     dns01_record_name,
     dns01_txt_value,
+    identifier_for,
 )
 from protocols.acme.server import ValidationSettings, new_http_session
 
@@ -138,7 +142,9 @@ async def validate(
         try:
             async with asyncio.timeout(settings.timeout):
                 if kind is ChallengeType.HTTP_01:
-                    await _http01(address, identifier, token, key_authorization, settings, http)
+                    await _http01(
+                        address, identifier, token, key_authorization, settings, http, networks
+                    )
                 else:
                     await _tlsalpn01(address, identifier, key_authorization, settings)
             return
@@ -160,34 +166,95 @@ async def _http01(
     key_auth: str,
     settings: ValidationSettings,
     http: aiohttp.ClientSession | None,
+    networks: Sequence[str],
 ) -> None:
     """RFC 8555 §8.3: GET http://{domain}/.well-known/acme-challenge/{token}, body equals the
-    key authorization (trailing whitespace tolerated)."""
-    host = f"[{address}]" if ":" in address else address
-    url = f"http://{host}:{settings.http01_port}/.well-known/acme-challenge/{token}"
-    host_header = identifier.value if identifier.type is IdentifierType.DNS else host
+    key authorization (trailing whitespace tolerated). Redirects are followed ("SHOULD"),
+    at most MAX_REDIRECTS, each target held to the rules of the first (_redirect)."""
+    name = identifier.value if identifier.type is IdentifierType.DNS else _bracket(address)
+    shown = yarl.URL.build(
+        scheme="http",
+        host=identifier.value,
+        port=settings.http01_port,
+        path=f"/.well-known/acme-challenge/{token}",
+    )
+    hop = _Hop(shown, address, settings.http01_port, name)
     timeout = aiohttp.ClientTimeout(total=settings.timeout)
-    try:
-        if http is None:
-            async with new_http_session() as session:
-                status, body = await _get(session, url, host_header, timeout)
+    async with contextlib.AsyncExitStack() as stack:
+        session = http if http is not None else await stack.enter_async_context(new_http_session())
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                status, body, location = await _get(session, hop, timeout)
+            except (aiohttp.ClientError, OSError) as err:
+                raise ValidationFailed("connection", f"{hop.shown}: {err}") from None
+            if status not in _REDIRECTS or location is None:
+                break
+            hop = await _redirect(hop, location, settings, networks)
         else:
-            status, body = await _get(http, url, host_header, timeout)
-    except (aiohttp.ClientError, OSError) as err:
-        raise ValidationFailed("connection", f"{url}: {err}") from None
+            raise ValidationFailed("connection", f"more than {MAX_REDIRECTS} redirects")
     if status != 200:
-        raise ValidationFailed("unauthorized", f"{url} answered HTTP {status}")
+        raise ValidationFailed("unauthorized", f"{hop.shown} answered HTTP {status}")
     if body.decode("utf-8", "replace").rstrip() != key_auth:
-        raise ValidationFailed("incorrectResponse", f"{url} did not return the key authorization")
+        raise ValidationFailed(
+            "incorrectResponse", f"{hop.shown} did not return the key authorization"
+        )
+
+
+MAX_REDIRECTS = 10
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+@dataclass(frozen=True)
+class _Hop:
+    """One fetch: the URL as the client named it, and the address and port it goes to."""
+
+    shown: yarl.URL
+    address: str
+    port: int
+    host: str  # Host header and TLS server name
+
+
+def _bracket(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+async def _redirect(
+    hop: _Hop, location: str, settings: ValidationSettings, networks: Sequence[str]
+) -> _Hop:
+    """Where a redirect leads, held to what the first fetch was: http on acme.http01_port or
+    https on acme.tlsalpn01_port (80 and 443 by default, the ports Let's Encrypt allows), a
+    name resolved afresh, an address within the profile's validation networks."""
+    try:
+        target = hop.shown.join(yarl.URL(location))
+    except ValueError:
+        raise ValidationFailed("connection", f"bad redirect to {location!r}") from None
+    ports = {"http": settings.http01_port, "https": settings.tlsalpn01_port}
+    port, host = ports.get(target.scheme), target.host
+    if port is None or not host:
+        raise ValidationFailed("connection", f"redirect to {target} is not http(s)")
+    if target.explicit_port is not None and target.explicit_port != port:
+        raise ValidationFailed("connection", f"redirect to {target}: only port {port} is allowed")
+    target = target.with_port(port)
+    found = identifier_for(host)
+    addresses = _allowed(await resolve(found, settings), networks, found.value)
+    return _Hop(target, addresses[0], port, host)
 
 
 async def _get(
-    session: aiohttp.ClientSession, url: str, host: str, limits: aiohttp.ClientTimeout
-) -> tuple[int, bytes]:
+    session: aiohttp.ClientSession, hop: _Hop, limits: aiohttp.ClientTimeout
+) -> tuple[int, bytes, str | None]:
+    url = hop.shown.with_host(hop.address).with_port(hop.port)
+    tls = hop.shown.scheme == "https"
     async with session.get(
-        url, headers={"Host": host}, allow_redirects=False, timeout=limits
+        url,
+        headers={"Host": hop.host},
+        allow_redirects=False,
+        timeout=limits,
+        # §8.3 checks the content, not the server's certificate (Let's Encrypt accepts any).
+        ssl=False if tls else True,
+        server_hostname=hop.host if tls else None,
     ) as resp:
-        return resp.status, await resp.content.read(MAX_BODY)
+        return resp.status, await resp.content.read(MAX_BODY), resp.headers.get("Location")
 
 
 async def _dns01(identifier: Identifier, key_auth: str, settings: ValidationSettings) -> None:
