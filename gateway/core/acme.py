@@ -436,6 +436,10 @@ class AcmeRepositoryPort(Protocol):
 
     async def find_order_by_certificate(self, certificate_id: uuid.UUID) -> Order | None: ...
 
+    async def cancel_pending(self, account_id: uuid.UUID, error: Problem) -> int:
+        """Deactivate the account's pending authorizations and invalidate its pending and
+        ready orders (with `error`); how many orders."""
+
     async def find_order_replacing(self, replaces: str, now: datetime) -> Order | None:
         """An order, not invalid (nor expired) at `now`, whose `replaces` (RFC 9773 §5)
         is this certificate id."""

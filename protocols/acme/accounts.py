@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.core.acme import Account, AccountStatus
+from gateway.core.acme import Problem as StoredProblem
 from gateway.core.errors import Conflict
 from gateway.core.model import new_id
 from protocols.acme import jws as jwslib
@@ -152,6 +153,11 @@ async def account(ctx: Ctx) -> web.Response:
     contact = _contacts(payload.contact) if "contact" in verified.jws.payload() else None
     updated = await ctx.uow.acme.update_account(current.id, status=status, contact=contact)
     assert updated is not None
+    if status is AccountStatus.DEACTIVATED:
+        # §7.3.6: the server SHOULD cancel pending operations authorized by the account.
+        await ctx.uow.acme.cancel_pending(
+            current.id, StoredProblem("unauthorized", "the account was deactivated")
+        )
     return json_response(ctx, account_json(ctx, updated))
 
 

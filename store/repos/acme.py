@@ -356,6 +356,25 @@ class AcmeRepository(Repository):
         )
         return [_order(r) for r in rows]
 
+    async def cancel_pending(self, account_id: uuid.UUID, error: Problem) -> int:
+        acc = account_id
+        authzs = acme_authorizations.c
+        await self._session.execute(
+            update(acme_authorizations)
+            .where(authzs.account_id == acc, authzs.status == AuthzStatus.PENDING.value)
+            .values(status=AuthzStatus.DEACTIVATED.value)
+        )
+        orders = acme_orders.c
+        result = await self._session.execute(
+            update(acme_orders)
+            .where(
+                orders.account_id == acc,
+                orders.status.in_([OrderStatus.PENDING.value, OrderStatus.READY.value]),
+            )
+            .values(status=OrderStatus.INVALID.value, error=_problem_json(error))
+        )
+        return int(result.rowcount)
+
     async def find_order_by_certificate(self, certificate_id: uuid.UUID) -> Order | None:
         row = await self._row(_ORDER_BY_CERTIFICATE, {"id": certificate_id})
         return _order(row) if row else None

@@ -203,3 +203,28 @@ async def test_fail_forged_nonce(acme_gateway: AcmeGateway) -> None:
     reply = await client.post(client.kid or "", None, nonce=forged)
     assert (reply.status, reply.problem) == (400, "badNonce")
     assert reply.headers["Replay-Nonce"]
+
+
+async def test_ok_deactivation_cancels_pending_orders(acme_gateway: AcmeGateway) -> None:
+    """RFC 8555 §7.3.6: deactivating an account cancels its pending orders and
+    authorizations; an order already issued stays valid."""
+    client = await acme_gateway.account()
+    issued, _ = await acme_gateway.issue(client, ["kept.example.com"])
+    pending = await client.post(
+        client.directory["newOrder"],
+        {"identifiers": [{"type": "dns", "value": "cancelled.example.com"}]},
+    )
+    assert pending.status == 201, pending.body
+    reply = await client.post(client.kid or "", {"status": "deactivated"})
+    assert reply.body["status"] == "deactivated"
+    async with acme_gateway.services.db.transaction(read_only=True) as tx:
+        orders = {o.identifiers[0].value: o for o in await tx.acme.list_orders(
+            uuid.UUID(str(client.kid).rsplit("/", 1)[1]), 10
+        )}  # fmt: skip
+        authzs = await tx.acme.authorizations_of(orders["cancelled.example.com"].id)
+    assert orders["cancelled.example.com"].status.value == "invalid"
+    assert orders["cancelled.example.com"].error is not None
+    assert orders["cancelled.example.com"].error.type == "unauthorized"
+    assert [a.status.value for a in authzs] == ["deactivated"]
+    assert orders["kept.example.com"].status.value == "valid"
+    assert issued.body["status"] == "valid"
