@@ -27,7 +27,7 @@ from gateway.core.policy_codec import rules_to_dict
 from store.db import Tx
 
 # DESIGN.md: slugs are [a-z0-9-]{1,63}, so "{app}.{profile}" EST labels stay unambiguous.
-SLUG = re.compile(r"^[a-z0-9-]{1,63}$")
+SLUG = re.compile(r"[a-z0-9-]{1,63}")  # always fullmatch: "$" would let "demo\n" through
 KEY_USAGES = frozenset(
     {
         "digital_signature",
@@ -43,7 +43,7 @@ METHODS = {m.value for m in EnrollmentMethod}
 
 
 def check_slug(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not SLUG.match(value):
+    if not isinstance(value, str) or not SLUG.fullmatch(value):
         raise InvalidInput(f"{what} must match [a-z0-9-]{{1,63}}")
     return value
 

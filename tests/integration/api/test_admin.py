@@ -172,6 +172,7 @@ async def test_ok_create_ca_policy_profile_app_and_issue(gateway, tmp_path: Path
     [
         ("/api/v1/applications", {"slug": "demo"}, "conflict", 409),
         ("/api/v1/applications", {"slug": "Bad Slug"}, "invalid_input", 400),
+        ("/api/v1/applications", {"slug": "demo2\n"}, "invalid_input", 400),
         ("/api/v1/policies", {"name": "p", "rules": {"dns": {"allow": "x"}}}, "invalid_input", 400),
         ("/api/v1/policies", {"name": "p", "rules": {"bogus": 1}}, "invalid_input", 400),
         ("/api/v1/cas", {"name": "x", "key_type": "dsa"}, "invalid_input", 400),
@@ -205,6 +206,7 @@ async def test_ok_create_ca_policy_profile_app_and_issue(gateway, tmp_path: Path
     ids=[
         "fail/dup-app",
         "fail/slug",
+        "fail/slug-trailing-newline",
         "fail/rules-type",
         "fail/rules-unknown",
         "fail/key-type",
