@@ -10,11 +10,13 @@ import hashlib
 import hmac
 import logging
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from gateway.admin.approvals import MAX_TTL_HOURS
 from gateway.admin.audit import Actor, event
 from gateway.admin.catalog import SLUG, active_project
 from gateway.admin.certificates import Target, needs_approval
@@ -56,6 +58,9 @@ EST = EnrollmentMethod.EST.value
 PASSWORD_PURPOSE = "est_password_hash"
 # A serverkeygen key waiting for its approval (RFC 7030 §4.4.2 under §4.2.3).
 KEYGEN_PURPOSE = "est_keygen_pending_key"
+# A held serverkeygen key outlives the longest approval request (approvals.MAX_TTL_HOURS)
+# by a month, for a device that collects its approved certificate late.
+HELD_KEY_LIFETIME = timedelta(hours=MAX_TTL_HOURS, days=30)
 _CACHE_LIMIT = 4096
 
 
@@ -301,6 +306,9 @@ class EstGateway:
         )
         try:
             async with services.db.transaction() as tx:
+                # Keys nobody came back for (the device gone, the request left to expire)
+                # go when a later one is held: no background task, no plaintext anywhere.
+                await tx.secrets.purge(KEYGEN_PURPOSE, made.created_at - HELD_KEY_LIFETIME)
                 await tx.secrets.add(made)
         except Conflict:
             theirs = await self._held_key(target, owner)

@@ -222,6 +222,13 @@ class SecretRepository(Repository):
         row = await self._upsert(self._values(secret), key=("owner", "purpose"))
         return _secret(row)
 
+    async def purge(self, purpose: str, created_before: datetime) -> int:
+        """Delete the secrets of one purpose made before a time; how many."""
+        result = await self._session.execute(
+            delete(_t_sec).where(_t_sec.c.purpose == purpose, _t_sec.c.created_at < created_before)
+        )
+        return int(result.rowcount)
+
     async def delete(self, secret_id: uuid.UUID) -> bool:
         """True if a secret was deleted."""
         result = await self._session.execute(

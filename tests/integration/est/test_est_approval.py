@@ -9,16 +9,18 @@ import asyncio
 import base64
 import email.parser
 import email.policy
+from datetime import timedelta
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from est_helpers import EstGateway, b64, certs_from_cms, csr_der, proxy_header
-from sqlalchemy import text
+from sqlalchemy import text, update
 
 from gateway.admin import est as est_admin
 from gateway.appkeys import SERVICES
+from store import tables
 
 POLICY = "/api/v1/applications/demo/profiles/tls-server/approval-policy"
 REQUESTS = "/api/v1/applications/demo/requests"
@@ -140,6 +142,27 @@ async def test_ok_serverkeygen_pending_then_key_handed_out_once(est_gw: EstGatew
     status, _, body = await est_gw.post("serverkeygen", b64(der), auth=est_gw.basic)
     assert status == 202, body
     assert await _held_keys(est_gw) == 1
+
+
+async def test_ok_abandoned_held_keys_are_purged(est_gw: EstGateway) -> None:
+    """A key held for a device that never came back goes once it is older than
+    HELD_KEY_LIFETIME, when the next key is held."""
+    await _approver(est_gw, "est-keygen-purge")
+    old, _ = csr_der("gone.example.com")
+    status, _, body = await est_gw.post("serverkeygen", b64(old), auth=est_gw.basic)
+    assert status == 202, body
+    services = est_gw.client.server.app[SERVICES]
+    stale = services.clock.now() - est_admin.HELD_KEY_LIFETIME - timedelta(minutes=1)
+    async with services.db.transaction() as tx:
+        await tx.session.execute(
+            update(tables.secrets)
+            .where(tables.secrets.c.purpose == est_admin.KEYGEN_PURPOSE)
+            .values(created_at=stale)
+        )
+    fresh, _ = csr_der("here.example.com")
+    status, _, body = await est_gw.post("serverkeygen", b64(fresh), auth=est_gw.basic)
+    assert status == 202, body
+    assert await _held_keys(est_gw) == 1  # the stale one went, the new one stays
 
 
 async def test_fail_serverkeygen_denied_under_approval_holds_nothing(est_gw: EstGateway) -> None:
