@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from cryptography import x509
 
 from tests.e2e.conftest import CLIENTS_DIR, Served, client_available, start_gateway, stop_gateway
+from tests.helpers import scepclient as sc
 
 pytestmark = [
     pytest.mark.e2e,
@@ -73,6 +75,11 @@ def scep_client(
     return output, Path(work.group(1))
 
 
+def ra_fingerprint(served: Served, settings: str) -> str:
+    """The RA's SHA-256, read from the settings (a read: nothing is changed)."""
+    return str(api(served, "GET", settings)["ra"]["sha256"])
+
+
 def check_certificate(served: Served, work: Path, cn: str, bits: int) -> x509.Certificate:
     cert = x509.load_pem_x509_certificate((work / "c" / "cert.pem").read_bytes())
     ca_certs = x509.load_pem_x509_certificates((work / "cacerts.pem").read_bytes())
@@ -89,19 +96,22 @@ def check_certificate(served: Served, work: Path, cn: str, bits: int) -> x509.Ce
     assert usage.digital_signature and usage.key_encipherment and not usage.key_cert_sign
     basic = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
     assert not basic.ca
-    try:
-        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        assert all(name.endswith(".test") for name in sans.get_values_for_type(x509.DNSName))
-    except x509.ExtensionNotFound:
-        pass  # scepclient asks for no SANs; the policy does not require one
+    # scepclient cannot ask for SANs: the certificate carries none (names are the policy's
+    # to add, and it adds none); the Python tests check requested SANs come back.
+    with pytest.raises(x509.ExtensionNotFound):
+        cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert x509.oid.ExtendedKeyUsageOID.SERVER_AUTH in eku
     assert ra != issuing
     shutil.rmtree(work, ignore_errors=True)
     return cert
 
 
 def test_ok_scepclient_static_challenge_and_renew(served, tmp_path: Path) -> None:
-    url, challenge, fingerprint = enable(served, APP_SETTINGS)
+    """Straight from bootstrap.json of a fresh `certgate serve`: nothing set up first."""
+    url, challenge = served.bootstrap["scep_url"], served.bootstrap["scep_challenge"]
     assert url == served.base_url + "/applications/demo/profiles/tls-server/scep"
+    fingerprint = ra_fingerprint(served, APP_SETTINGS)
     output, work = scep_client(
         url + "/pkiclient.exe", challenge, "static.test", fingerprint=fingerprint, RENEW="1"
     )
@@ -130,13 +140,47 @@ def test_ok_scepclient_dynamic_challenge_rsa4096(served) -> None:
 
 def test_ok_scepclient_legacy_url(served) -> None:
     legacy = served.bootstrap["legacy_profile_id"]
-    url, challenge, fingerprint = enable(served, f"/api/v1/profiles/{legacy}/scep")
+    url = served.bootstrap["legacy_scep_url"]
     assert url == f"{served.base_url}/profiles/{legacy}/scep"
+    fingerprint = ra_fingerprint(served, f"/api/v1/profiles/{legacy}/scep")
     output, work = scep_client(
-        url + "/pkiclient.exe", challenge, "legacy.test", fingerprint=fingerprint, RENEW="1"
+        url + "/pkiclient.exe",
+        served.bootstrap["legacy_scep_challenge"],
+        "legacy.test",
+        fingerprint=fingerprint,
+        RENEW="1",
     )
     assert "renewed:" in output
     check_certificate(served, work, "legacy.test", 2048)
+
+
+def test_ok_scep_on_the_https_listener(served) -> None:
+    """SCEP is served on both listeners (issue 6): GetCACaps, GetCACert and a PKCSReq over
+    TLS, trusting only the gateway's root."""
+    base = served.bootstrap["https_base_url"]
+    assert base and base.startswith("https://")
+    context = ssl.create_default_context(cafile=str(served.home / "root-ca.pem"))
+    path = "/applications/demo/profiles/tls-server/scep"
+
+    def fetch(query: str, body: bytes | None = None) -> tuple[str, bytes]:
+        request = urllib.request.Request(base + path + "?" + query, data=body)
+        with urllib.request.urlopen(request, timeout=30, context=context) as resp:
+            return resp.headers.get_content_type(), resp.read()
+
+    kind, caps = fetch("operation=GetCACaps")
+    assert kind == "text/plain" and "SCEPStandard" in caps.decode().split("\n")
+    kind, body = fetch("operation=GetCACert")
+    assert kind == "application/x-x509-ca-ra-cert"
+    ra, issuing, _root = sc.ca_certs(body)
+    device = sc.Requester.new("tls.test")
+    csr = sc.make_csr(device.key, "tls.test", served.bootstrap["scep_challenge"])
+    kind, body = fetch(
+        "operation=PKIOperation",
+        sc.pki_message(device, ra, 19, sc.csr_der(csr), transaction_id="tls"),
+    )
+    reply = sc.read_reply(body, device)
+    assert kind == "application/x-pki-message" and reply.status == 0, reply
+    reply.certificates[0].verify_directly_issued_by(issuing)
 
 
 def test_ok_scepclient_rsa_pki_needs_no_fingerprint(tmp_path: Path, database_url: str) -> None:
