@@ -16,6 +16,7 @@ from gateway.admin.services import Services
 from gateway.api.common import actor, json_body, path_uuid, services
 from gateway.api.routing import Permission, Route
 from gateway.appkeys import SERVICES
+from gateway.core.errors import InvalidInput
 from protocols.scep.handlers import ScepHandlers
 from store.db import Tx
 
@@ -69,7 +70,12 @@ async def _challenge(
 async def _rotate(
     svc: Services, tx: Tx, e: scep_admin.Enrollment, r: web.Request, b: dict[str, Any]
 ) -> Any:
-    return await scep_admin.rotate_ra(svc, tx, actor(r), e)
+    unknown = set(b) - {"keep_previous"}
+    keep = b.get("keep_previous", True)
+    if unknown or not isinstance(keep, bool):
+        raise InvalidInput("the body may only hold keep_previous (a boolean, default true)")
+    # keep_previous=false: the old RA stops answering at once (a compromised key).
+    return await scep_admin.rotate_ra(svc, tx, actor(r), e, keep_previous=keep)
 
 
 async def _dynamic(
@@ -156,8 +162,10 @@ def routes() -> list[Route]:
                 _writer(_rotate, 201, body=False),
                 f"{prefix}.ra.rotate",
                 admin,
-                f"Issue a new RA key and certificate{where}",
+                f"Issue a new RA key and certificate{where}; the previous one answers for "
+                "24 h unless keep_previous is false",
                 "scep",
+                request_body={"keep_previous": "boolean"},
                 responses={201: "Created"},
             ),
             Route(

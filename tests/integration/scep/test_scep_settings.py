@@ -217,6 +217,16 @@ async def test_rotate_ra_without_grace(scep) -> None:
     assert (reply.status, reply.fail_info) == (2, 1)
 
 
+async def test_rotate_ra_without_grace_through_rest(scep) -> None:
+    old = await scep.ra()
+    view = await scep.api("POST", SETTINGS + "/ra/rotate", {"keep_previous": False}, 201)
+    assert view["previous_ra"] is None
+    reply = (await _stale(scep, old, "nograce-rest.test"))[1]
+    assert (reply.status, reply.fail_info) == (2, 1)
+    bad = await scep.api("POST", SETTINGS + "/ra/rotate", {"keep_previous": "no"}, 400)
+    assert bad["error"]["code"] == "invalid_input"
+
+
 async def _owner(scep) -> str:
     target = await resolve(scep.services, "demo", "tls-server")
     async with scep.services.db.transaction(read_only=True) as tx:
