@@ -37,6 +37,8 @@ from protocols.acme.problems import malformed, not_found
 from protocols.acme.server import AcmeServer, Ctx, iso, json_response, verify_post
 
 log = logging.getLogger("certgate.acme.validation")
+# How long a challenge response waits for its validation to end (see challenge()).
+ANSWER_WAIT = 0.25
 
 
 def challenge_json(ctx: Ctx, challenge: Challenge) -> dict[str, Any]:
@@ -120,7 +122,14 @@ async def challenge(ctx: Ctx) -> web.Response:
             await ctx.commit()
             found = replace(found, status=ChallengeStatus.PROCESSING, started_at=now)
             key_auth = rules.key_authorization(found.token, account.thumbprint)
-            ctx.server.spawn(_validate(ctx.server, ctx.endpoint, authz, found, key_auth))
+            task = ctx.server.spawn(_validate(ctx.server, ctx.endpoint, authz, found, key_auth))
+            # §7.5.1 lets the answer show the challenge as it is when answered. A validation
+            # that ends within ANSWER_WAIT (the usual case on a private network) is shown
+            # ended, so the client's first poll finds the authorization settled; a slower
+            # one answers `processing` and goes on in the background (wait never cancels).
+            await asyncio.wait({task}, timeout=ANSWER_WAIT)
+            if task.done() and not task.cancelled() and task.exception() is None:
+                found = task.result() or found
     elif status is not AuthzStatus.PENDING and found.status is ChallengeStatus.PENDING:
         raise malformed(f"the authorization is {status.value}")
     return json_response(ctx, challenge_json(ctx, found))
@@ -132,7 +141,8 @@ async def _validate(
     authz: Authorization,
     challenge: Challenge,
     key_auth: str,
-) -> None:
+) -> Challenge | None:
+    """The challenge as recorded (None when nothing was: see record_validation)."""
     """Bounded retries (§8.2: the server may retry; the client only polls)."""
     settings = server.deps.validation
     delay = settings.retry_delay
@@ -167,9 +177,10 @@ async def _validate(
             await asyncio.sleep(delay)
             delay *= 2
     try:
-        await record_validation(server, authz, challenge, failure)
+        return await record_validation(server, authz, challenge, failure)
     except Exception:
         log.exception("could not record the validation of challenge %s", challenge.id)
+        return None
 
 
 async def record_validation(
@@ -177,10 +188,13 @@ async def record_validation(
     authz: Authorization,
     challenge: Challenge,
     failure: validators.ValidationFailed | None,
-) -> None:
+) -> Challenge | None:
+    """Record the verdict; the challenge as recorded, or None when the sweeper already
+    ended it as stuck (its verdict stays)."""
     now = server.now()
     async with server.deps.db.transaction() as uow:
         if failure is None:
+            ended = replace(challenge, status=ChallengeStatus.VALID, validated=now)
             recorded = await uow.acme.set_challenge(
                 challenge.id, ChallengeStatus.VALID, [ChallengeStatus.PROCESSING], validated=now
             )
@@ -188,6 +202,7 @@ async def record_validation(
                 await uow.acme.set_authorization(authz.id, AuthzStatus.VALID, [AuthzStatus.PENDING])
         else:
             error = StoredProblem(failure.kind, failure.detail, authz.identifier)
+            ended = replace(challenge, status=ChallengeStatus.INVALID, error=error)
             recorded = await uow.acme.set_challenge(
                 challenge.id, ChallengeStatus.INVALID, [ChallengeStatus.PROCESSING], error=error
             )
@@ -196,9 +211,10 @@ async def record_validation(
                 await uow.acme.set_authorization(
                     authz.id, AuthzStatus.INVALID, [AuthzStatus.PENDING]
                 )
-        # Not recorded: the sweeper already ended this challenge as stuck; its verdict stays.
-        if recorded:
-            await settle_order(uow, authz.order_id, now)
+        if not recorded:
+            return None
+        await settle_order(uow, authz.order_id, now)
+    return ended
 
 
 async def settle_order(uow: AcmeUnitOfWork, order_id: uuid.UUID, now: datetime) -> None:

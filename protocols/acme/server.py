@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -37,6 +37,7 @@ from protocols.acme import nonces
 from protocols.acme.problems import PROBLEM_JSON, Problem, malformed
 
 log = logging.getLogger("certgate.acme")
+T = TypeVar("T")
 
 APP = "app"  # /applications/{app}/profiles/{profile}/acme/…
 LEGACY = "legacy"  # /profiles/{profile_id}/acme/…
@@ -101,7 +102,7 @@ class AcmeServer:
 
     def __init__(self) -> None:
         self._deps: AcmeDeps | None = None
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks: set[asyncio.Task[Any]] = set()
         self._http: aiohttp.ClientSession | None = None
 
     def http_session(self) -> aiohttp.ClientSession:
@@ -120,13 +121,14 @@ class AcmeServer:
             raise Problem("serverInternal", "ACME is starting", status=503)
         return self._deps
 
-    def spawn(self, coro: Awaitable[None]) -> None:
-        async def run() -> None:
-            await coro
+    def spawn(self, coro: Awaitable[T]) -> asyncio.Task[T]:
+        async def run() -> T:
+            return await coro
 
         task = asyncio.get_running_loop().create_task(run())
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        return task
 
     async def close(self) -> None:
         for task in list(self.tasks):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
+import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from protocols.acme import authorizations
 from tests.helpers.acmeharness import AcmeGateway, poll
 
 
@@ -68,3 +72,43 @@ async def test_fail_http01_wrong_answer_invalidates(acme_gateway: AcmeGateway) -
     assert authz.body["status"] == "invalid"
     failed = next(c for c in authz.body["challenges"] if c["type"] == "http-01")
     assert failed["error"]["type"] == "urn:ietf:params:acme:error:incorrectResponse"
+
+
+async def test_ok_challenge_answer_shows_a_quick_validation_ended(
+    acme_gateway: AcmeGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A validation that ends within ANSWER_WAIT is shown ended in the challenge response,
+    and the authorization and order are already settled for the client's first poll."""
+    monkeypatch.setattr(authorizations, "ANSWER_WAIT", 10.0)  # loopback: far more than enough
+    client = await acme_gateway.account()
+    order = await client.post(
+        client.directory["newOrder"], {"identifiers": [{"type": "dns", "value": "q.example.com"}]}
+    )
+    authz = await client.post(order.body["authorizations"][0], None)
+    chall = next(c for c in authz.body["challenges"] if c["type"] == "http-01")
+    acme_gateway.responder.tokens[chall["token"]] = f"{chall['token']}.{client.key.thumbprint()}"
+    reply = await client.post(chall["url"], {})
+    assert reply.body["status"] == "valid" and reply.body["validated"].endswith("Z"), reply.body
+    first = await client.post(order.headers["Location"], None)
+    assert first.body["status"] == "ready", first.body
+
+
+async def test_ok_challenge_answer_does_not_wait_for_a_slow_validation(
+    acme_gateway: AcmeGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A validation still retrying after ANSWER_WAIT answers `processing` at once and ends
+    in the background."""
+    monkeypatch.setattr(authorizations, "ANSWER_WAIT", 0.05)
+    client = await acme_gateway.account()
+    order = await client.post(
+        client.directory["newOrder"], {"identifiers": [{"type": "dns", "value": "s.example.com"}]}
+    )
+    authz = await client.post(order.body["authorizations"][0], None)
+    chall = next(c for c in authz.body["challenges"] if c["type"] == "http-01")
+    acme_gateway.responder.tokens[chall["token"]] = "wrong"  # retried after retry_delay (1 s)
+    started = time.monotonic()
+    reply = await client.post(chall["url"], {})
+    assert time.monotonic() - started < 0.9  # answered before the first retry
+    assert reply.body["status"] == "processing", reply.body
+    final = await poll(client, order.headers["Location"], {"invalid"}, seconds=30)
+    assert final.body["status"] == "invalid"

@@ -57,7 +57,7 @@ async def test_ok_tlsalpn01_dns_and_ip_issue(acme_gateway: AcmeGateway) -> None:
         key_auth = f"{chall['token']}.{client.key.thumbprint()}"
         alpn.serve(alpn_sni(name), *alpn_certificate(name, key_auth))
         reply = await client.post(chall["url"], {})
-        assert reply.status == 200 and reply.body["status"] == "processing", reply.body
+        assert reply.status == 200 and reply.body["status"] in ("processing", "valid"), reply.body
     ready = await poll(client, order.headers["Location"], {"ready", "invalid"})
     assert ready.body["status"] == "ready", ready.body
     # The validator sent the name, and for the IP its in-addr.arpa name, as SNI.
