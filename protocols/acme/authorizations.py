@@ -142,8 +142,8 @@ async def _validate(
     challenge: Challenge,
     key_auth: str,
 ) -> Challenge | None:
-    """The challenge as recorded (None when nothing was: see record_validation)."""
-    """Bounded retries (§8.2: the server may retry; the client only polls)."""
+    """Bounded retries (§8.2: the server may retry; the client only polls). Returns the
+    challenge as recorded (None when nothing was: see record_validation)."""
     settings = server.deps.validation
     delay = settings.retry_delay
     failure: validators.ValidationFailed | None = None

@@ -106,7 +106,7 @@ class AcmeServer:
         self._http: aiohttp.ClientSession | None = None
 
     def http_session(self) -> aiohttp.ClientSession:
-        """The process's session for http-01 fetches (validators.new_http_session), made
+        """The process's session for http-01 fetches (new_http_session), made
         on first use on the running loop and closed by close()."""
         if self._http is None or self._http.closed:
             self._http = new_http_session()

@@ -48,15 +48,15 @@ class ValidationFailed(Exception):
 
 
 def _resolver(settings: ValidationSettings) -> dns.asyncresolver.Resolver:
+    if not settings.resolvers:
+        return dns.asyncresolver.Resolver()  # reads the system's configuration afresh
     return _resolver_for(settings.resolvers)
 
 
 @functools.cache
 def _resolver_for(resolvers: tuple[str, ...]) -> dns.asyncresolver.Resolver:
-    """One resolver per resolver list, reused: it holds configuration only (dnspython's
+    """One resolver per configured list, reused: it holds configuration only (dnspython's
     answer cache stays off, so every validation asks afresh, RFC 8555 §10.2)."""
-    if not resolvers:
-        return dns.asyncresolver.Resolver()
     resolver = dns.asyncresolver.Resolver(configure=False)
     servers: list[str | dns.nameserver.Nameserver] = []
     for entry in resolvers:
