@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway.admin.bootstrap import bootstrap_if_empty, write_root_ca
-from gateway.admin.crl import CrlService
-from gateway.admin.services import open_services
+from gateway import cli
 from gateway.api import (
     acme_settings,
     applications,
@@ -32,10 +31,14 @@ from gateway.api import (
     system,
 )
 from gateway.api.common import api_middleware
-from gateway.api.routing import Route, register
-from gateway.appkeys import AUTH, CONFIG, CRL, ROUTES, SERVICES
-from gateway.auth import Authenticator
+from gateway.api.routing import ROUTES, Route, register
+from gateway.appkeys import AUTH, CONFIG, CRL, SERVICES
+from gateway.bootstrap import bootstrap_if_empty, write_root_ca
 from gateway.config import Config
+from gateway.services.auth import Authenticator
+from gateway.services.crl import CrlService
+from gateway.services.graph import open_services
+from gateway.services.tls import server_ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -108,4 +111,40 @@ def create_app(config: Config, *, background: bool = True) -> web.Application:
     return app
 
 
-__all__ = ["CrlService", "create_app"]
+async def run(config: Config) -> None:
+    """Serve HTTP (and HTTPS with the gateway's own certificate) until SIGINT/SIGTERM."""
+    app = create_app(config)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    log = logging.getLogger("certgate")
+    try:
+        site = web.TCPSite(runner, config.server.host, config.server.http_port)
+        await site.start()
+        log.info("HTTP listening on %s:%d", config.server.host, config.server.http_port)
+        if config.tls.enabled:
+            context = await server_ssl_context(app[SERVICES])
+            tls_site = web.TCPSite(
+                runner, config.server.host, config.server.https_port, ssl_context=context
+            )
+            await tls_site.start()
+            log.info("HTTPS listening on %s:%d", config.server.host, config.server.https_port)
+        log.info("root CA certificate: %s", (config.home / "root-ca.pem").resolve())
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def main() -> None:
+    """The `certgate` console script: the CLI with this root's server runner."""
+    cli.main(obj={"run_server": run})
+
+
+__all__ = ["CrlService", "create_app", "main", "run"]
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -5,28 +5,24 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import signal
-import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import click
-from aiohttp import web
 
-from gateway.admin import cas as ca_admin
-from gateway.admin import certificates as cert_admin
-from gateway.admin.audit import Actor
-from gateway.admin.catalog import active_project
-from gateway.admin.services import Services, open_services, prepare_home
 from gateway.api import serializers as ser
 from gateway.api.audit import event_json
-from gateway.appkeys import SERVICES
-from gateway.auth import create_token
 from gateway.config import Config, ConfigError, load_config
 from gateway.core.enrollment import Pending
 from gateway.core.errors import DomainError
+from gateway.services import cas as ca_admin
+from gateway.services import certificates as cert_admin
+from gateway.services.audit import Actor
+from gateway.services.auth import create_token
+from gateway.services.catalog import active_project
+from gateway.services.graph import Services, open_services, prepare_home
 from store.filters import AuditFilter, CertificateFilter, CertificateListStatus
 from store.migrate import upgrade_sync
 
@@ -90,39 +86,15 @@ def serve(ctx: click.Context) -> None:
     logging.basicConfig(
         level=config.logging.level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # The HTTP server is the composition root's (gateway.app.run), handed in by the console
+    # script gateway.app:main, so that nothing below gateway.app imports it (DESIGN.md rule 6).
+    run = ctx.obj.get("run_server")
+    if run is None:
+        raise click.ClickException("serve needs the certgate console script (gateway.app:main)")
     try:
-        asyncio.run(_serve(config))
+        asyncio.run(run(config))
     except KeyboardInterrupt:
         pass
-
-
-async def _serve(config: Config) -> None:
-    from gateway.app import create_app
-    from gateway.tls import server_ssl_context
-
-    app = create_app(config)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    log = logging.getLogger("certgate")
-    try:
-        site = web.TCPSite(runner, config.server.host, config.server.http_port)
-        await site.start()
-        log.info("HTTP listening on %s:%d", config.server.host, config.server.http_port)
-        if config.tls.enabled:
-            context = await server_ssl_context(app[SERVICES])
-            tls_site = web.TCPSite(
-                runner, config.server.host, config.server.https_port, ssl_context=context
-            )
-            await tls_site.start()
-            log.info("HTTPS listening on %s:%d", config.server.host, config.server.https_port)
-        log.info("root CA certificate: %s", (config.home / "root-ca.pem").resolve())
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-    finally:
-        await runner.cleanup()
 
 
 @main.group()
@@ -345,7 +317,7 @@ def cert_issue(
     if out_file:
         Path(out_file).write_text(issued.certificate_pem + issued.chain_pem)
         if result.private_key_pem:
-            from gateway.admin.bootstrap import write_private_file
+            from gateway.services.graph import write_private_file
 
             write_private_file(Path(out_file + ".key"), result.private_key_pem)
         click.echo(f"issued {issued.id} serial {issued.serial} -> {out_file}")
@@ -459,7 +431,3 @@ def audit_list(
             f"{item['at']}  {item['actor']:<20} {item['action']:<28} "
             f"{item['target_type']}:{item['target_id']}  {item['application'] or '-'}"
         )
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

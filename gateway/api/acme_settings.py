@@ -7,11 +7,10 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.admin import acme
-from gateway.admin.certificates import resolve
 from gateway.api.common import actor, json_body, services
-from gateway.api.routing import Permission, Route, register
-from gateway.appkeys import ROUTES
+from gateway.api.routing import ROUTES, Permission, Route, register
+from gateway.services.certificates import resolve
+from protocols.acme import settings as acme
 from protocols.acme.routes import route_specs
 from protocols.acme.server import AcmeServer
 

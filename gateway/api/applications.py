@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.admin import catalog
-from gateway.admin.audit import event
-from gateway.admin.certificates import resolve, resolve_application
 from gateway.api import serializers as ser
 from gateway.api.common import PRINCIPAL, actor, json_body, services
 from gateway.api.routing import Permission, Route
 from gateway.core.errors import InvalidInput, NotFound
 from gateway.core.model import ProductRole
+from gateway.services import catalog
+from gateway.services.audit import event
+from gateway.services.certificates import resolve, resolve_application
 
 
 async def list_applications(request: web.Request) -> web.Response:

@@ -9,8 +9,6 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.admin import approvals as appr
-from gateway.admin.certificates import resolve, resolve_application
 from gateway.api import serializers as ser
 from gateway.api.common import (
     PRINCIPAL,
@@ -25,6 +23,8 @@ from gateway.api.routing import Permission, Route
 from gateway.core import csr as csr_lib
 from gateway.core.errors import BadCSR
 from gateway.core.model import ApprovalPolicy, Certificate, CertificateRequest
+from gateway.services import approvals as appr
+from gateway.services.certificates import resolve, resolve_application
 
 
 def policy_json(policy: ApprovalPolicy, app_slug: str, profile_slug: str) -> dict[str, Any]:

@@ -9,13 +9,13 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.admin.catalog import active_project
-from gateway.admin.certificates import resolve_application
 from gateway.api import serializers as ser
 from gateway.api.common import iso_datetime, page_json, pagination, services
 from gateway.api.routing import Permission, Route
 from gateway.core.errors import NotFound
 from gateway.core.model import AuditEvent
+from gateway.services.catalog import active_project
+from gateway.services.certificates import resolve_application
 from store.filters import AuditFilter
 
 FILTERS = ("actor", "action", "target_id", "since", "until", "limit", "offset")

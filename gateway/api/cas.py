@@ -6,13 +6,13 @@ import uuid
 
 from aiohttp import web
 
-from gateway.admin import cas as ca_admin
 from gateway.api import serializers as ser
 from gateway.api.common import actor, json_body, path_uuid, services
 from gateway.api.projects import project_scope
 from gateway.api.routing import Permission, Route
 from gateway.core.errors import InvalidInput, NotFound
 from gateway.core.model import CAStatus
+from gateway.services import cas as ca_admin
 
 
 def _int(body: dict[str, object], name: str, default: int) -> int:

@@ -6,7 +6,6 @@ from typing import Any, cast
 
 from aiohttp import web
 
-from gateway.admin import certificates as certs
 from gateway.api import serializers as ser
 from gateway.api.common import (
     actor,
@@ -20,6 +19,7 @@ from gateway.api.common import (
 from gateway.api.routing import Permission, Route
 from gateway.core.enrollment import Pending
 from gateway.core.errors import InvalidInput
+from gateway.services import certificates as certs
 from store.filters import CertificateFilter, CertificateListStatus
 
 

@@ -12,12 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.admin.audit import Actor
-from gateway.admin.catalog import active_project
-from gateway.admin.services import Services
-from gateway.api.routing import APP_PARAM, APP_ROLES, Permission
-from gateway.appkeys import AUTH, ROUTES, SERVICES
-from gateway.auth import Authenticated
+from gateway.api.routing import APP_PARAM, APP_ROLES, ROUTES, Permission
+from gateway.appkeys import AUTH, SERVICES
 from gateway.core.errors import (
     BadCSR,
     CAUnavailable,
@@ -32,6 +28,10 @@ from gateway.core.errors import (
     Unauthorized,
 )
 from gateway.core.model import Application, AppRole, Member, ProductRole
+from gateway.services.audit import Actor
+from gateway.services.auth import Authenticated
+from gateway.services.catalog import active_project
+from gateway.services.graph import Services
 from store.db import Tx
 
 log = logging.getLogger("certgate.api")

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.admin import est as est_admin
-from gateway.admin.certificates import resolve
-from gateway.admin.services import Services
 from gateway.api.common import actor, json_body, path_uuid, services
-from gateway.api.routing import Permission, Route, register
-from gateway.appkeys import ROUTES, SERVICES
+from gateway.api.routing import ROUTES, Permission, Route, register
+from gateway.appkeys import SERVICES
+from gateway.services.certificates import resolve
+from gateway.services.graph import Services
+from protocols.est import settings as est_admin
 from protocols.est.auth import parse_networks
 from protocols.est.handlers import EstContext, EstHandlers
 

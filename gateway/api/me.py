@@ -14,8 +14,8 @@ from gateway.api.principals import (
     token_request,
 )
 from gateway.api.routing import Permission, Route
-from gateway.auth import create_token, revoke_token
 from gateway.core.errors import InvalidInput
+from gateway.services.auth import create_token, revoke_token
 
 
 async def whoami(request: web.Request) -> web.Response:

@@ -7,12 +7,12 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.admin import members as admin
-from gateway.admin.certificates import resolve_application
 from gateway.api import serializers as ser
 from gateway.api.common import actor, json_body, path_uuid, services
 from gateway.api.routing import Permission, Route
 from gateway.core.model import Application, Member, Principal
+from gateway.services import members as admin
+from gateway.services.certificates import resolve_application
 
 
 def member_json(app: Application, member: Member, principal: Principal | None) -> dict[str, Any]:

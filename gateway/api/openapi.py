@@ -7,8 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.api.routing import Permission, Route
-from gateway.appkeys import ROUTES
+from gateway.api.routing import ROUTES, Permission, Route
 
 _PARAM = re.compile(r"{([a-z_]+)}")
 _TYPES = {

@@ -6,8 +6,6 @@ import dataclasses
 
 from aiohttp import web
 
-from gateway.admin import catalog
-from gateway.admin.audit import event
 from gateway.api import serializers as ser
 from gateway.api.common import actor, json_body, path_uuid, services
 from gateway.api.projects import project_scope
@@ -15,6 +13,8 @@ from gateway.api.routing import Permission, Route
 from gateway.core.errors import InvalidInput, NotFound
 from gateway.core.policy import validate_profile_against_policy
 from gateway.core.policy_codec import rules_from_dict, rules_to_dict
+from gateway.services import catalog
+from gateway.services.audit import event
 
 
 async def list_policies(request: web.Request) -> web.Response:

@@ -11,7 +11,9 @@ from aiohttp import web
 from gateway.api import serializers as ser
 from gateway.api.common import actor, iso_datetime, json_body, path_uuid, services
 from gateway.api.routing import Permission, Route
-from gateway.auth import (
+from gateway.core.errors import InvalidInput, NotFound
+from gateway.core.model import ApiToken, Member, PrincipalKind, ProductRole
+from gateway.services.auth import (
     UNSET,
     create_principal,
     create_token,
@@ -19,8 +21,6 @@ from gateway.auth import (
     revoke_token,
     update_principal,
 )
-from gateway.core.errors import InvalidInput, NotFound
-from gateway.core.model import ApiToken, Member, PrincipalKind, ProductRole
 from store.db import Tx
 
 

@@ -6,14 +6,14 @@ import dataclasses
 
 from aiohttp import web
 
-from gateway.admin import catalog
-from gateway.admin.audit import event
 from gateway.api import serializers as ser
 from gateway.api.common import actor, json_body, path_uuid, services
 from gateway.api.projects import project_scope
 from gateway.api.routing import Permission, Route
 from gateway.core.errors import InvalidInput, NotFound
 from gateway.core.policy import validate_profile_against_policy
+from gateway.services import catalog
+from gateway.services.audit import event
 
 
 async def list_profiles(request: web.Request) -> web.Response:

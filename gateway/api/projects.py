@@ -6,12 +6,12 @@ import uuid
 
 from aiohttp import web
 
-from gateway.admin import catalog
 from gateway.api import serializers as ser
 from gateway.api.common import actor, json_body, path_uuid, services
 from gateway.api.routing import Permission, Route
 from gateway.core.errors import InvalidInput, NotFound
 from gateway.core.model import Project
+from gateway.services import catalog
 from store.db import Tx
 
 

@@ -73,3 +73,6 @@ def register(app: web.Application, table: dict[str, Route], routes: list[Route])
             )
         table[route.name] = route
         app.router.add_route(route.method, route.path, route.handler, name=route.name)
+
+
+ROUTES = web.AppKey("routes", dict[str, Route])

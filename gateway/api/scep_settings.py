@@ -9,15 +9,15 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.admin import scep as scep_admin
-from gateway.admin.certificates import resolve
-from gateway.admin.scep_gateway import ScepGateway
-from gateway.admin.services import Services
 from gateway.api.common import actor, json_body, path_uuid, services
 from gateway.api.routing import Permission, Route
 from gateway.appkeys import SERVICES
 from gateway.core.errors import InvalidInput
+from gateway.services.certificates import resolve
+from gateway.services.graph import Services
+from protocols.scep import settings as scep_admin
 from protocols.scep.handlers import ScepHandlers
+from protocols.scep.transactions import ScepGateway
 from store.db import Tx
 
 Change = Callable[

@@ -12,7 +12,7 @@ from gateway.api.common import path_uuid, services
 from gateway.api.routing import Permission, Route
 from gateway.appkeys import CRL
 from gateway.core.errors import NotFound
-from gateway.urls import CA_CERT_PATH, CRL_PATH
+from gateway.pki.urls import CA_CERT_PATH, CRL_PATH
 
 log = logging.getLogger(__name__)
 

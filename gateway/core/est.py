@@ -2,7 +2,7 @@
 
 `protocols.est` speaks the wire format; everything it needs from the rest of the gateway
 (resolving a URL to a profile, checking credentials, issuing) goes through `EstBackend`,
-implemented by `gateway.admin.est`. Settings live per attached profile
+implemented by `protocols.est.settings`. Settings live per attached profile
 (`ProfileAttachment.methods["est"]`) or, for legacy profiles, in `Profile.enrollment["est"]`;
 the Basic-auth passphrase is stored apart, as a salted hash.
 """

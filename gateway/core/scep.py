@@ -1,5 +1,5 @@
 """SCEP (RFC 8894) domain: message vocabulary, pure rules, stored records and the port the
-protocols.scep front-end calls (implemented by gateway.admin.scep).
+protocols.scep front-end calls (implemented by protocols.scep.settings).
 
 Everything here is wire-independent: the front-end turns PKI messages into these types and
 the outcomes back into CertRep messages.

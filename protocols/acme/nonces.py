@@ -2,7 +2,7 @@
 
 A nonce is base64url(version || issued-at || 16 random bytes || MAC), the MAC being
 HMAC-SHA-256 (truncated to 128 bits) under a key every process serving the directory
-shares (kept in the database, encrypted under the project's KMS key: gateway.admin.acme).
+shares (kept in the database, encrypted under the project's KMS key: protocols.acme.settings).
 Any process can therefore tell a nonce it, or another process, handed out from one it did
 not, without a database row per nonce handed out. What must be shared is the set of nonces
 already used: accepting one inserts it into `acme_used_nonces`, whose primary key rejects

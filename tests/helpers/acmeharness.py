@@ -24,9 +24,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from gateway.admin.services import Services
 from gateway.appkeys import SERVICES
 from gateway.config import Config
+from gateway.services.graph import Services
 from tests.helpers.acmeclient import AcmeClient, Key, Reply, csr_der
 from tests.helpers.dnsserver import DnsServer
 

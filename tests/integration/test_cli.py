@@ -22,16 +22,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from gateway.admin.bootstrap import bootstrap_if_empty
-from gateway.admin.services import open_services
-from gateway.auth import Authenticator
+from gateway.bootstrap import bootstrap_if_empty
 from gateway.cli import main
-from gateway.clock import SystemClock
 from gateway.config import load_config
+from gateway.core.clock import SystemClock
 from gateway.core.errors import Unauthorized
 from gateway.core.model import KeyType
 from gateway.pki.ca import certificate_to_pem, create_root_ca
 from gateway.pki.keys import generate_private_key, private_key_to_pem
+from gateway.services.auth import Authenticator
+from gateway.services.graph import open_services
 from store.db import Database
 
 T = TypeVar("T")

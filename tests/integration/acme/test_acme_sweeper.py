@@ -9,10 +9,10 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from gateway.admin.acme import ApprovalOutcomes, Endpoints
 from gateway.core.acme import STUCK_VALIDATION, ChallengeStatus
 from protocols.acme import authorizations
 from protocols.acme.server import AcmeDeps, AcmeServer
+from protocols.acme.settings import ApprovalOutcomes, Endpoints
 from protocols.acme.sweeper import purge_used_nonces, sweep_forever, sweep_stuck_validations
 from tests.helpers.acmeclient import AcmeClient
 from tests.helpers.acmeharness import AcmeGateway

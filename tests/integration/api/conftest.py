@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.admin.services import Services
 from gateway.app import create_app
 from gateway.appkeys import SERVICES
 from gateway.config import Config, load_config
+from gateway.services.graph import Services
 
 
 @dataclass

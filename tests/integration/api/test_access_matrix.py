@@ -22,9 +22,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from gateway.api.routing import Permission, Route
+from gateway.api.routing import ROUTES, Permission, Route
 from gateway.app import create_app
-from gateway.appkeys import ROUTES
 from gateway.core.model import KeyType
 from gateway.pki.ca import certificate_to_pem, create_root_ca
 from gateway.pki.keys import private_key_to_pem

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from gateway.api.routing import Permission
-from gateway.appkeys import ROUTES
+from gateway.api.routing import ROUTES, Permission
 from tests.helpers.x509util import make_csr
 
 CONTRACT_KEYS = {

@@ -18,8 +18,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from est_helpers import EstGateway, b64, certs_from_cms, csr_der, proxy_header
 from sqlalchemy import text, update
 
-from gateway.admin import est as est_admin
 from gateway.appkeys import SERVICES
+from protocols.est import settings as est_admin
 from store import tables
 
 POLICY = "/api/v1/applications/demo/profiles/tls-server/approval-policy"

@@ -26,9 +26,9 @@ from est_helpers import (
 )
 from sqlalchemy import text
 
-from gateway.admin import est as est_admin
 from gateway.appkeys import SERVICES
 from gateway.pki.kms import secret_aad
+from protocols.est import settings as est_admin
 
 
 def _plain(headers: dict[str, str]) -> None:

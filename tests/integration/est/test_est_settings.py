@@ -49,11 +49,11 @@ async def test_fail_settings_need_a_token(est_gw) -> None:
 
 
 async def test_ok_bootstrap_est_keys(est_gw) -> None:
-    """gateway.admin.est.bootstrap_est: what bootstrap.json gets (DESIGN.md, Contract)."""
-    from gateway.admin import est as est_admin
-    from gateway.admin.audit import SYSTEM
-    from gateway.admin.certificates import resolve
+    """protocols.est.settings.bootstrap_est: what bootstrap.json gets (DESIGN.md, Contract)."""
     from gateway.appkeys import SERVICES
+    from gateway.services.audit import SYSTEM
+    from gateway.services.certificates import resolve
+    from protocols.est import settings as est_admin
 
     services = est_gw.client.server.app[SERVICES]
     target = await resolve(services, "demo", "tls-server")

@@ -1,4 +1,4 @@
-"""EST on the real HTTPS listener (gateway.tls): client certificates the handshake must
+"""EST on the real HTTPS listener (gateway.services.tls): client certificates the handshake must
 let through, and tls-unique proof-of-possession linking on TLS 1.2 (RFC 7030 §3.5)."""
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ import pytest
 from aiohttp import web
 from est_helpers import NEW, Ca, b64, certs_from_cms, csr_der, write_pair
 
-from gateway.admin import est as est_admin
-from gateway.admin.audit import SYSTEM
-from gateway.admin.certificates import resolve
-from gateway.admin.services import Services
 from gateway.app import create_app
 from gateway.appkeys import SERVICES
 from gateway.config import load_config
-from gateway.tls import server_ssl_context
+from gateway.services.audit import SYSTEM
+from gateway.services.certificates import resolve
+from gateway.services.graph import Services
+from gateway.services.tls import server_ssl_context
+from protocols.est import settings as est_admin
 
 
 @dataclass
@@ -136,7 +136,7 @@ async def test_ok_reenroll_with_server_auth_only_cert_over_tls(
     listener: Listener, tmp_path: Path
 ) -> None:
     # The demo profile issues serverAuth-only certificates: OpenSSL's own client-purpose
-    # check would fail the handshake; gateway.tls leaves the judgement to EST.
+    # check would fail the handshake; gateway.services.tls leaves the judgement to EST.
     der, key = csr_der("t.example.com")
     status, body = await _post(listener, "simpleenroll", lambda u: b64(der))
     (cert,) = certs_from_cms(body)

@@ -12,9 +12,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from cryptography import x509
 
-from gateway.admin.services import Services
 from gateway.app import create_app
 from gateway.appkeys import SERVICES
+from gateway.services.graph import Services
 from tests.helpers import scepclient as sc
 from tests.integration.api.conftest import make_config
 

@@ -14,13 +14,13 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from gateway.admin import scep as scep_admin
-from gateway.admin.audit import SYSTEM
-from gateway.admin.certificates import resolve
 from gateway.app import create_app
 from gateway.core.scep import RA_ROTATION_GRACE
 from gateway.pki.kms import secret_aad
 from gateway.pki.passwords import verify_secret
+from gateway.services.audit import SYSTEM
+from gateway.services.certificates import resolve
+from protocols.scep import settings as scep_admin
 from tests.helpers import scepclient as sc
 from tests.integration.api.conftest import make_config
 from tests.integration.scep.conftest import SETTINGS, STATIC, Scep

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography import x509
 
-from gateway.admin import scep as scep_admin
-from gateway.admin.certificates import resolve
 from gateway.core.model import new_id
 from gateway.core.scep import ScepChallenge, digest_hex
+from gateway.services.certificates import resolve
+from protocols.scep import settings as scep_admin
 from tests.helpers import scepclient as sc
 from tests.integration.scep.conftest import SETTINGS, STATIC
 

@@ -9,15 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
-from gateway.admin import acme, cas, catalog, scep
-from gateway.admin import est as est_setup
-from gateway.admin.audit import SYSTEM
-from gateway.admin.services import Services
-from gateway.auth import create_principal, create_token
 from gateway.core.errors import Conflict
 from gateway.core.model import (
     KeyType,
@@ -30,6 +24,13 @@ from gateway.core.model import (
     SubjectRule,
     new_id,
 )
+from gateway.services import cas, catalog
+from gateway.services.audit import SYSTEM
+from gateway.services.auth import create_principal, create_token
+from gateway.services.graph import Services, write_private_file
+from protocols.acme import settings as acme
+from protocols.est import settings as est_setup
+from protocols.scep import settings as scep
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +58,6 @@ DEMO_RULES = PolicyRules(
     allowed_extended_key_usages=("server_auth", "client_auth"),
     max_validity_days=397,
 )
-
-
-def write_private_file(path: Path, text: str) -> None:
-    """Write atomically with mode 0600 (the file holds secrets)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
 
 
 async def bootstrap_if_empty(services: Services) -> dict[str, Any] | None:

@@ -27,13 +27,12 @@ from datetime import timedelta
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from gateway.admin.bootstrap import write_private_file
-from gateway.admin.catalog import active_project
-from gateway.admin.services import Services
 from gateway.core.model import CAKind, KeyType
 from gateway.core.policy import eku_oid
 from gateway.core.template import CertificateTemplate
 from gateway.pki.keys import generate_private_key, private_key_to_pem
+from gateway.services.catalog import active_project
+from gateway.services.graph import Services, write_private_file
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """SCEP composition: per-enrollment settings (attached profile, or legacy profile), the RA
 key and certificate (RFC 8894 §2.2; issued by the profile's CA, stored encrypted in the
 secrets table, rotatable), the static challenge (scrypt hash) and dynamic one-time
-challenges. The ScepBackend the front-end calls is gateway.admin.scep_gateway."""
+challenges. The ScepBackend the front-end calls is protocols.scep.transactions."""
 
 from __future__ import annotations
 
@@ -16,9 +16,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from gateway.admin.audit import Actor, event
-from gateway.admin.certificates import Target
-from gateway.admin.services import Services
 from gateway.core.errors import CAUnavailable, InvalidInput, NotFound
 from gateway.core.model import (
     Application,
@@ -41,6 +38,9 @@ from gateway.core.scep import (
 from gateway.core.template import CertificateTemplate
 from gateway.pki.kms import secret_aad
 from gateway.pki.passwords import generate_secret, hash_secret
+from gateway.services.audit import Actor, event
+from gateway.services.certificates import Target
+from gateway.services.graph import Services
 from store.db import Tx
 
 SCEP = EnrollmentMethod.SCEP.value

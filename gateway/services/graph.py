@@ -7,18 +7,18 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.admin.approvals import approval_gate
-from gateway.admin.crl import CrlService
-from gateway.clock import SystemClock
 from gateway.config import Config
+from gateway.core.clock import SystemClock
 from gateway.core.enrollment import EnrollmentService
 from gateway.core.errors import NotFound
 from gateway.core.model import AuditEvent
 from gateway.events.bus import EventBus
-from gateway.metrics import Metrics
+from gateway.events.metrics import Metrics
 from gateway.pki.kms import Kms, RootKey
 from gateway.pki.signer import CaSigner
-from gateway.urls import GatewayUrls
+from gateway.pki.urls import GatewayUrls
+from gateway.services.approvals import approval_gate
+from gateway.services.crl import CrlService
 from store.db import Database
 from store.migrate import upgrade
 
@@ -56,6 +56,16 @@ def _private_sqlite_file(url: str) -> None:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write atomically with mode 0600 (the file holds secrets)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
 
 
 async def open_services(config: Config, *, migrate: bool = True) -> Services:

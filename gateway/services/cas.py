@@ -10,13 +10,13 @@ from datetime import UTC
 
 from cryptography import x509
 
-from gateway.admin.audit import Actor, event
-from gateway.admin.services import Services
 from gateway.core.errors import InvalidInput, NotFound
 from gateway.core.model import CAKind, CAStatus, CertificateAuthority, KeyType, new_id
 from gateway.pki import ca as ca_lib
 from gateway.pki.keys import PrivateKey, key_type_of
 from gateway.pki.signer import encrypt_ca_key
+from gateway.services.audit import Actor, event
+from gateway.services.graph import Services
 from store.db import Tx
 
 

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gateway.admin.audit import Actor, event
-from gateway.admin.members import removal_event
-from gateway.clock import SystemClock
+from gateway.core.clock import SystemClock
 from gateway.core.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from gateway.core.model import ApiToken, Member, Principal, PrincipalKind, ProductRole, new_id
 from gateway.pki.passwords import hash_secret, verify_secret
+from gateway.services.audit import Actor, event
+from gateway.services.members import removal_event
 from store.db import Database, Tx
 
 TOKEN_PREFIX = "cgt_"

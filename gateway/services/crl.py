@@ -9,8 +9,8 @@ from typing import cast
 
 from cryptography import x509
 
-from gateway.clock import SystemClock
 from gateway.config import PkiConfig
+from gateway.core.clock import SystemClock
 from gateway.core.errors import NotFound
 from gateway.core.model import Certificate, CrlRecord
 from gateway.core.ports import UnitOfWork

@@ -6,8 +6,6 @@ import re
 import uuid
 from typing import Any
 
-from gateway.admin.audit import Actor, event
-from gateway.admin.services import Services
 from gateway.core.errors import Conflict, InvalidInput, NotFound
 from gateway.core.model import (
     Application,
@@ -24,6 +22,8 @@ from gateway.core.model import (
 )
 from gateway.core.policy import eku_oid, validate_profile_against_policy
 from gateway.core.policy_codec import rules_to_dict
+from gateway.services.audit import Actor, event
+from gateway.services.graph import Services
 from store.db import Tx
 
 # DESIGN.md: slugs are [a-z0-9-]{1,63}, so "{app}.{profile}" EST labels stay unambiguous.

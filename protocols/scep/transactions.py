@@ -18,10 +18,6 @@ from typing import cast
 
 from cryptography import x509
 
-from gateway.admin import scep as scep_admin
-from gateway.admin.catalog import active_project
-from gateway.admin.certificates import Target
-from gateway.admin.services import Services
 from gateway.core.approval import is_final
 from gateway.core.enrollment import EnrollmentRequest, Issued
 from gateway.core.errors import CAUnavailable, DomainError, DuplicateSerial, NotFound
@@ -52,6 +48,10 @@ from gateway.core.scep import (
 )
 from gateway.pki.kms import secret_aad
 from gateway.pki.passwords import verify_secret
+from gateway.services.catalog import active_project
+from gateway.services.certificates import Target
+from gateway.services.graph import Services
+from protocols.scep import settings as scep_admin
 from store.db import Tx
 
 log = logging.getLogger("certgate.scep")

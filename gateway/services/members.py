@@ -8,9 +8,9 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from gateway.admin.audit import Actor, event
 from gateway.core.errors import InvalidInput, NotFound
 from gateway.core.model import Application, AppRole, AuditEvent, Member, Principal
+from gateway.services.audit import Actor, event
 from store.db import Tx
 
 ROLES = ", ".join(r.value for r in AppRole)

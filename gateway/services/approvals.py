@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from gateway.admin.audit import Actor, event
 from gateway.core.approval import PolicyApprovalGate, ResolveRequester, request_event, withdraw
 from gateway.core.errors import InvalidInput, NotFound
 from gateway.core.model import (
@@ -24,13 +23,14 @@ from gateway.core.model import (
     RequestState,
     new_id,
 )
+from gateway.services.audit import Actor, event
 from store.repos.approvals import RequestFilter
 
 if TYPE_CHECKING:
-    from gateway.admin.certificates import Target
-    from gateway.admin.services import Services
-    from gateway.clock import SystemClock
+    from gateway.core.clock import SystemClock
     from gateway.events.bus import EventBus
+    from gateway.services.certificates import Target
+    from gateway.services.graph import Services
     from store.db import Database, Tx
 
 # Actor names of REST callers (gateway.api.common.actor): "principal:<name>".
@@ -48,7 +48,7 @@ _DECISION_KEYS = frozenset({"comment"})
 
 
 def approval_gate(db: Database, clock: SystemClock, events: EventBus) -> PolicyApprovalGate:
-    """The gate EnrollmentService consults, for gateway.admin.services."""
+    """The gate EnrollmentService consults, for gateway.services.graph."""
     return PolicyApprovalGate(db, clock, events, resolve_requester=_requester_resolver(db))
 
 

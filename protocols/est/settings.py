@@ -16,11 +16,6 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from gateway.admin.approvals import MAX_TTL_HOURS
-from gateway.admin.audit import Actor, event
-from gateway.admin.catalog import SLUG, active_project
-from gateway.admin.certificates import Target, needs_approval
-from gateway.admin.services import Services
 from gateway.core.approval import fingerprint
 from gateway.core.csr import csr_sans
 from gateway.core.enrollment import EnrollmentRequest, Issued, Pending
@@ -50,6 +45,11 @@ from gateway.core.model import (
 from gateway.pki.keys import build_csr, generate_private_key, private_key_to_der
 from gateway.pki.kms import secret_aad
 from gateway.pki.passwords import generate_secret, hash_secret, verify_secret
+from gateway.services.approvals import MAX_TTL_HOURS
+from gateway.services.audit import Actor, event
+from gateway.services.catalog import SLUG, active_project
+from gateway.services.certificates import Target, needs_approval
+from gateway.services.graph import Services
 from store.db import Tx
 
 log = logging.getLogger(__name__)

@@ -23,9 +23,6 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.admin.audit import Actor, event
-from gateway.admin.catalog import active_project
-from gateway.admin.services import Services
 from gateway.appkeys import SERVICES
 from gateway.core.acme import (
     DEFAULT_VALIDATION_NETWORKS,
@@ -43,6 +40,9 @@ from gateway.core.model import (
     new_id,
 )
 from gateway.pki.kms import secret_aad
+from gateway.services.audit import Actor, event
+from gateway.services.catalog import active_project
+from gateway.services.graph import Services
 from protocols.acme import nonces
 from protocols.acme.routes import PREFIXES
 from protocols.acme.server import AcmeDeps, AcmeServer, ValidationSettings

@@ -11,9 +11,6 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from gateway.admin.audit import Actor
-from gateway.admin.catalog import active_project
-from gateway.admin.services import Services
 from gateway.core.csr import parse_csr
 from gateway.core.enrollment import EnrollmentRequest, Issued, Pending
 from gateway.core.errors import InvalidInput, NotFound
@@ -27,6 +24,9 @@ from gateway.core.model import (
     RevocationReason,
 )
 from gateway.pki.keys import build_csr, generate_private_key, private_key_to_pem
+from gateway.services.audit import Actor
+from gateway.services.catalog import active_project
+from gateway.services.graph import Services
 from store.db import Tx
 
 # Subject attributes accepted for server-side key generation, by short name.
