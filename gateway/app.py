@@ -39,6 +39,9 @@ from gateway.services.auth import Authenticator
 from gateway.services.crl import CrlService
 from gateway.services.graph import open_services
 from gateway.services.tls import server_ssl_context
+from protocols.acme.install import install as acme_install
+from protocols.est.install import install as est_install
+from protocols.scep.install import install as scep_install
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +73,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     services = await open_services(config)
     app[SERVICES] = services
-    app[AUTH] = Authenticator(services.db, services.clock)
+    app[AUTH] = Authenticator(services.db, services.clock, services.verifier)
     app[CRL] = services.crl
     await bootstrap_if_empty(services)
     await write_root_ca(services)
@@ -104,8 +107,11 @@ def create_app(config: Config, *, background: bool = True) -> web.Application:
     app[ROUTES] = {}
     register(app, app[ROUTES], all_routes())
     app.cleanup_ctx.append(_services_ctx)
-    est_settings.install(app)  # RFC 7030 endpoints (public; EST authenticates devices)
-    acme_settings.install(app)  # RFC 8555 routes + the context binding their dependencies
+    # The protocols' own routes: on the root app, outside the REST API's middleware; each
+    # authenticates its clients itself (JWS, EST Basic/TLS, SCEP challenge).
+    acme_install(app)
+    est_install(app)
+    scep_install(app)
     if background:
         app.cleanup_ctx.append(_crl_refresher)
     return app

@@ -8,11 +8,9 @@ from typing import Any
 from aiohttp import web
 
 from gateway.api.common import actor, json_body, services
-from gateway.api.routing import ROUTES, Permission, Route, register
+from gateway.api.routing import Permission, Route
 from gateway.services.certificates import resolve
 from protocols.acme import settings as acme
-from protocols.acme.routes import route_specs
-from protocols.acme.server import AcmeServer
 
 _PATH = "/api/v1/applications/{app}/profiles/{profile}/acme"
 
@@ -87,21 +85,6 @@ async def rotate_eab(request: web.Request) -> web.Response:
     return web.json_response(
         {"eab_kid": credentials.kid, "eab_hmac_key": credentials.hmac_key}, status=201
     )
-
-
-def install(app: web.Application) -> None:
-    """The RFC 8555 endpoints, declared in the route table as public (ACME authenticates
-    each request with its JWS), and the context that binds their dependencies."""
-    server = AcmeServer()
-    register(
-        app,
-        app[ROUTES],
-        [
-            Route(s.method, s.path, s.handler, s.name, Permission.PUBLIC, s.summary, "acme")
-            for s in route_specs(server)
-        ],
-    )
-    app.cleanup_ctx.append(acme.binder(server))
 
 
 def routes() -> list[Route]:

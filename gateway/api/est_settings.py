@@ -6,13 +6,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.api.common import actor, json_body, path_uuid, services
-from gateway.api.routing import ROUTES, Permission, Route, register
-from gateway.appkeys import SERVICES
+from gateway.api.routing import Permission, Route
 from gateway.services.certificates import resolve
-from gateway.services.graph import Services
 from protocols.est import settings as est_admin
-from protocols.est.auth import parse_networks
-from protocols.est.handlers import EstContext, EstHandlers
 
 _SETTINGS_BODY = {
     "enabled": "boolean",
@@ -77,40 +73,6 @@ async def set_profile_password(request: web.Request) -> web.Response:
             svc, tx, actor(request), profile_id, body.get("password")
         )
     return web.json_response(created, status=201)
-
-
-def _wire_routes() -> list[Route]:
-    """RFC 7030 endpoints. The backend is made once per running app (it caches verified
-    passphrases) and found through the app, so nothing here is global."""
-    made: list[tuple[Services, EstContext]] = []
-
-    def context(request: web.Request) -> EstContext:
-        svc = request.app[SERVICES]
-        cached = made[0] if made else None
-        if cached is None or cached[0] is not svc:
-            server = svc.config.server
-            ctx = EstContext(
-                backend=est_admin.EstGateway(svc),
-                trusted_proxies=parse_networks(server.trusted_proxies),
-                proxy_header=server.client_cert_header,
-                https_base_url=svc.config.https_base_url if svc.config.tls.enabled else "",
-            )
-            cached = (svc, ctx)
-            made[:] = [cached]
-        return cached[1]
-
-    return [
-        Route(
-            spec.method,
-            spec.path,
-            spec.handler,
-            spec.name,
-            Permission.PUBLIC,  # EST authenticates devices itself (protocols.est.auth)
-            spec.summary,
-            "est",
-        )
-        for spec in EstHandlers(context).routes()
-    ]
 
 
 def routes() -> list[Route]:
@@ -180,7 +142,3 @@ def routes() -> list[Route]:
     ]
 
 
-def install(app: web.Application) -> None:
-    """The RFC 7030 endpoints go into the route table as public (EST authenticates devices
-    itself), apart from routes(): they are protocol endpoints, not REST resources."""
-    register(app, app[ROUTES], _wire_routes())

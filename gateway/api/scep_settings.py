@@ -11,13 +11,10 @@ from aiohttp import web
 
 from gateway.api.common import actor, json_body, path_uuid, services
 from gateway.api.routing import Permission, Route
-from gateway.appkeys import SERVICES
 from gateway.core.errors import InvalidInput
 from gateway.services.certificates import resolve
 from gateway.services.graph import Services
 from protocols.scep import settings as scep_admin
-from protocols.scep.handlers import ScepHandlers
-from protocols.scep.transactions import ScepGateway
 from store.db import Tx
 
 Change = Callable[
@@ -82,31 +79,6 @@ async def _dynamic(
     svc: Services, tx: Tx, e: scep_admin.Enrollment, r: web.Request, b: dict[str, Any]
 ) -> Any:
     return await scep_admin.create_challenge(svc, tx, actor(r), e, b)
-
-
-def _wire_routes() -> list[Route]:
-    """RFC 8894 endpoints. The backend is made once per running app (it caches the RA and
-    verified challenges) and found through the app, so nothing here is global."""
-    made: list[tuple[Services, ScepGateway]] = []
-
-    def backend(request: web.Request) -> ScepGateway:
-        svc = request.app[SERVICES]
-        if not made or made[0][0] is not svc:
-            made[:] = [(svc, ScepGateway(svc))]
-        return made[0][1]
-
-    return [
-        Route(
-            spec.method,
-            spec.path,
-            spec.handler,
-            spec.name,
-            Permission.PUBLIC,  # SCEP authenticates by challenge or certificate itself
-            spec.summary,
-            "scep",
-        )
-        for spec in ScepHandlers(backend).routes()
-    ]
 
 
 def routes() -> list[Route]:
@@ -180,4 +152,4 @@ def routes() -> list[Route]:
                 responses={201: "Created"},
             ),
         ]
-    return [*out, *_wire_routes()]
+    return out

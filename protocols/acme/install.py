@@ -1,0 +1,18 @@
+"""Mounts ACME on the gateway: the RFC 8555 routes on the root application (they do not go
+through the REST API's middleware: ACME authenticates every POST with its JWS, RFC 8555
+§6.2) and the context that binds the front-end's dependencies once the services are open."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from protocols.acme.routes import route_specs
+from protocols.acme.server import AcmeServer
+from protocols.acme.settings import binder
+
+
+def install(app: web.Application) -> None:
+    server = AcmeServer()
+    for spec in route_specs(server):
+        app.router.add_route(spec.method, spec.path, spec.handler, name=spec.name)
+    app.cleanup_ctx.append(binder(server))
