@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.api import models
 from gateway.api.common import actor, json_body, services
 from gateway.api.routing import Permission, Route
 from gateway.services.certificates import resolve
@@ -106,13 +107,7 @@ def routes() -> list[Route]:
             Permission.APP_ADMIN,
             "Enable/disable ACME on an attached profile and change its settings",
             "acme",
-            request_body={
-                "enabled": "boolean",
-                "eab_required": "boolean",
-                "validation_networks": "array",
-                "challenges": "array",
-                "terms_of_service": "string",
-            },
+            body=models.AcmeSettingsBody,
         ),
         Route(
             "POST",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.api import models
 from gateway.api import serializers as ser
 from gateway.api.common import PRINCIPAL, actor, json_body, services
 from gateway.api.routing import Permission, Route
@@ -129,7 +130,7 @@ def routes() -> list[Route]:
             Permission.PRODUCT_ADMIN,
             "Create an application",
             "applications",
-            request_body={"slug": "string", "name": "string", "description": "string"},
+            body=models.ApplicationBody,
             responses={201: "Created"},
         ),
         Route(
@@ -158,7 +159,7 @@ def routes() -> list[Route]:
             Permission.PRODUCT_ADMIN,
             "Attach a profile to an application",
             "applications",
-            request_body={"profile": "string", "methods": "object"},
+            body=models.AttachBody,
             responses={201: "Created"},
         ),
         Route(
@@ -169,6 +170,6 @@ def routes() -> list[Route]:
             Permission.APP_ADMIN,
             "Change the enrollment methods of an attached profile",
             "applications",
-            request_body={"methods": "object"},
+            body=models.MethodsBody,
         ),
     ]

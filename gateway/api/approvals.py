@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.api import models
 from gateway.api import serializers as ser
 from gateway.api.common import (
     PRINCIPAL,
@@ -191,7 +192,6 @@ def routes() -> list[Route]:
     policy_path = "/api/v1/applications/{app}/profiles/{profile}/approval-policy"
     requests = "/api/v1/applications/{app}/requests"
     one = requests + "/{request_id}"
-    policy_body = {"steps": "array", "bypass": "array", "request_ttl_hours": "integer"}
     return [
         Route(
             "GET",
@@ -211,7 +211,7 @@ def routes() -> list[Route]:
             Permission.APP_ADMIN,
             "Create or replace the approval policy of an attached profile",
             "approvals",
-            request_body=policy_body,
+            body=models.ApprovalPolicyBody,
             responses={200: "Replaced", 201: "Created"},
         ),
         Route(
@@ -231,7 +231,7 @@ def routes() -> list[Route]:
             Permission.APP_READ,
             "List certificate requests waiting for (or past) approval",
             "approvals",
-            query=("state", "limit", "offset"),
+            query=models.RequestQuery,
         ),
         Route(
             "GET",
@@ -250,7 +250,8 @@ def routes() -> list[Route]:
             Permission.APP_ISSUE,
             "Approve the current step (approvers named in it only)",
             "approvals",
-            request_body={"comment": "string"},
+            body=models.CommentBody,
+            body_optional=True,
         ),
         Route(
             "POST",
@@ -260,7 +261,7 @@ def routes() -> list[Route]:
             Permission.APP_ISSUE,
             "Reject a request, saying why (approvers of the current step only)",
             "approvals",
-            request_body={"comment": "string"},
+            body=models.CommentBody,
         ),
         Route(
             "POST",
@@ -272,6 +273,7 @@ def routes() -> list[Route]:
             Permission.APP_READ,
             "Cancel your own request",
             "approvals",
-            request_body={"comment": "string"},
+            body=models.CommentBody,
+            body_optional=True,
         ),
     ]

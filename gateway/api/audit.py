@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.api import models
 from gateway.api import serializers as ser
 from gateway.api.common import iso_datetime, page_json, pagination, services
 from gateway.api.routing import Permission, Route
@@ -86,7 +87,7 @@ def routes() -> list[Route]:
             Permission.PRODUCT_ADMIN,
             "Query the audit log, newest first",
             "audit",
-            query=("application", *FILTERS),
+            query=models.AuditAllQuery,
         ),
         Route(
             "GET",
@@ -96,6 +97,6 @@ def routes() -> list[Route]:
             Permission.APP_READ,
             "Query one application's audit events, newest first",
             "audit",
-            query=FILTERS,
+            query=models.AuditQuery,
         ),
     ]

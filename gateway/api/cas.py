@@ -6,6 +6,7 @@ import uuid
 
 from aiohttp import web
 
+from gateway.api import models
 from gateway.api import serializers as ser
 from gateway.api.common import actor, json_body, path_uuid, services
 from gateway.api.projects import project_scope
@@ -131,7 +132,7 @@ def routes() -> list[Route]:
             admin,
             "List CAs of a project",
             "cas",
-            query=("project_id",),
+            query=models.ProjectQuery,
         ),
         Route(
             "POST",
@@ -141,14 +142,7 @@ def routes() -> list[Route]:
             admin,
             "Create an internal root or intermediate CA",
             "cas",
-            request_body={
-                "name": "string",
-                "kind": "root|intermediate",
-                "parent_id": "uuid",
-                "key_type": "string",
-                "validity_days": "integer",
-                "common_name": "string",
-            },
+            body=models.CreateCABody,
             responses={201: "Created"},
         ),
         Route(
@@ -159,13 +153,7 @@ def routes() -> list[Route]:
             admin,
             "Import an existing CA certificate and key",
             "cas",
-            request_body={
-                "name": "string",
-                "certificate_pem": "string",
-                "private_key_pem": "string",
-                "passphrase": "string",
-                "chain_pem": "string",
-            },
+            body=models.ImportCABody,
             responses={201: "Created"},
         ),
         Route("GET", "/api/v1/cas/{ca_id}", get_ca, "cas.get", admin, "Get a CA", "cas"),

@@ -6,6 +6,7 @@ from typing import Any, cast
 
 from aiohttp import web
 
+from gateway.api import models
 from gateway.api import serializers as ser
 from gateway.api.common import (
     actor,
@@ -117,14 +118,7 @@ def routes() -> list[Route]:
             Permission.APP_ISSUE,
             "Issue a certificate from a CSR, or with a server-generated key",
             "certificates",
-            request_body={
-                "csr": "string",
-                "key_type": "string",
-                "subject": "object",
-                "sans": "array",
-                "passphrase": "string",
-                "validity_days": "integer",
-            },
+            body=models.IssueBody,
             responses={201: "Issued", 202: "Pending approval"},
         ),
         Route(
@@ -135,7 +129,7 @@ def routes() -> list[Route]:
             Permission.APP_READ,
             "List and filter an application's certificates",
             "certificates",
-            query=("status", "profile", "expiring_before", "q", "limit", "offset"),
+            query=models.CertificateQuery,
         ),
         Route(
             "GET",
@@ -154,7 +148,7 @@ def routes() -> list[Route]:
             Permission.APP_ISSUE,
             "Revoke a certificate with an RFC 5280 reason",
             "certificates",
-            request_body={"reason": "string"},
+            body=models.RevokeBody,
         ),
         Route(
             "POST",
@@ -164,7 +158,7 @@ def routes() -> list[Route]:
             Permission.APP_ISSUE,
             "Renew a certificate (same subject and SANs)",
             "certificates",
-            request_body={"csr": "string", "key_type": "string"},
+            body=models.RenewBody,
             responses={201: "Issued", 202: "Pending approval"},
         ),
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -11,8 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
+from pydantic import ValidationError
 
-from gateway.api.routing import APP_PARAM, APP_ROLES, ROUTES, Permission
+from gateway.api.models import Body, Query
+from gateway.api.routing import APP_PARAM, APP_ROLES, ROUTES, Permission, Route
 from gateway.appkeys import AUTH, SERVICES
 from gateway.core.errors import (
     BadCSR,
@@ -37,6 +40,9 @@ from store.db import Tx
 log = logging.getLogger("certgate.api")
 
 PRINCIPAL = web.RequestKey("principal", Authenticated)
+BODY = web.RequestKey("body", Body)
+BODY_JSON = web.RequestKey("body_json", dict[str, Any])
+QUERY = web.RequestKey("query", Query)
 REQUEST_ID = web.RequestKey("request_id", str)
 
 _STATUS: list[tuple[type[DomainError], int]] = [
@@ -91,6 +97,8 @@ async def api_middleware(request: web.Request, handler: Any) -> web.StreamRespon
     route_name = getattr(request.match_info.route, "name", None) or "unmatched"
     try:
         response = await _dispatch(request, handler, route_name)
+    except _Invalid as invalid:
+        response = invalid.response
     except web.HTTPException as exc:
         if exc.status < 400 or not request.path.startswith("/api/"):
             raise
@@ -115,11 +123,83 @@ async def _dispatch(request: web.Request, handler: Any, route_name: str) -> web.
     if route is not None and route.permission is not Permission.PUBLIC:
         auth = await request.app[AUTH].authenticate(request.headers.get("Authorization"))
         request[PRINCIPAL] = auth
+        _check_slugs(request)
         access = await authorize(request, auth, route.permission)
         if access is not None:
             request[ACCESS] = access
+    if route is not None:
+        await _validate(request, route)
     result: web.StreamResponse = await handler(request)
     return result
+
+
+_SLUG = re.compile(r"[a-z0-9-]{1,63}")
+_SLUG_PARAMS = ("app", "profile")
+
+
+def _check_slugs(request: web.Request) -> None:
+    """A path slug that cannot exist (DESIGN.md: `[a-z0-9-]{1,63}`) names nothing: 404
+    before it reaches a query (PostgreSQL refuses NUL in text)."""
+    for name in _SLUG_PARAMS:
+        value = request.match_info.get(name)
+        if value is not None and not _SLUG.fullmatch(value):
+            raise NotFound(f"{name} '{value[:80]}' is not a valid slug")
+
+
+def _violations(err: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {
+            "rule": e["type"],
+            "field": ".".join(str(p) for p in e["loc"]),
+            "message": e["msg"],
+            "identifier": None,
+        }
+        for e in err.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+def _invalid(err: ValidationError, model: type[Body] | type[Query], where: str) -> web.Response:
+    violations = _violations(err)
+    first = err.errors(include_url=False)[0]
+    top = str(first["loc"][0]) if first["loc"] else ""
+    code = model.error_codes.get(top, "invalid_input")
+    field_name = violations[0]["field"]
+    message = f"{where} {field_name}: {first['msg']}" if field_name else f"{where}: {first['msg']}"
+    raise _Invalid(error_response(400, code, message, violations=violations))
+
+
+class _Invalid(Exception):
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+async def _validate(request: web.Request, route: Route) -> None:
+    """Query and body against the route's models, before the handler runs. The handler
+    finds the model under BODY/QUERY and the body's JSON form through json_body()."""
+    if route.query is not None:
+        try:
+            request[QUERY] = route.query.model_validate(dict(request.query))
+        except ValidationError as err:
+            _invalid(err, route.query, "query parameter")
+    if route.body is None:
+        return
+    if route.body_optional and not request.body_exists:
+        raw = b"{}"
+    else:
+        if request.content_type != "application/json":
+            raise web.HTTPUnsupportedMediaType(reason="send the body as application/json")
+        raw = await request.read() or b"{}"
+    try:
+        model = route.body.model_validate_json(raw)
+    except ValidationError as err:
+        if any(e["type"] == "json_invalid" for e in err.errors()):
+            raise InvalidInput(f"body is not valid JSON: {err.errors()[0]['msg']}") from None
+        if any(e["type"] == "model_type" and not e["loc"] for e in err.errors()):
+            raise InvalidInput("body must be a JSON object") from None
+        _invalid(err, route.body, "body")
+    request[BODY] = model
+    request[BODY_JSON] = model.model_dump(mode="json", exclude_unset=True)
 
 
 @dataclass(frozen=True)
@@ -190,6 +270,10 @@ def actor(request: web.Request) -> Actor:
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
+    """The body as JSON: validated by the route's model when it declares one."""
+    validated: dict[str, Any] | None = request.get(BODY_JSON)
+    if validated is not None:
+        return validated
     if request.content_type != "application/json":
         raise web.HTTPUnsupportedMediaType(reason="send the body as application/json")
     raw = await request.read()
@@ -197,6 +281,8 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         body = json.loads(raw or b"{}")
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise InvalidInput(f"body is not valid JSON: {err}") from None
+    except (ValueError, RecursionError):
+        raise InvalidInput("body is not valid JSON (too deep or a number too long)") from None
     if not isinstance(body, dict):
         raise InvalidInput("body must be a JSON object")
     return body

@@ -5,19 +5,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.api import models
 from gateway.api.common import actor, json_body, path_uuid, services
 from gateway.api.routing import Permission, Route
 from gateway.services.certificates import resolve
 from protocols.est import settings as est_admin
 
-_SETTINGS_BODY = {
-    "enabled": "boolean",
-    "accepted_auth": "array",
-    "required_auth": "array",
-    "require_tls_unique": "boolean",
-    "username": "string",
-    "bootstrap_ca_pem": "string",
-}
+_SETTINGS_BODY = models.EstSettingsBody
 
 
 async def get_settings(request: web.Request) -> web.Response:
@@ -96,7 +90,7 @@ def routes() -> list[Route]:
             Permission.APP_ADMIN,
             "Enable/disable EST and set its authentication (only the given fields change)",
             "est",
-            request_body=_SETTINGS_BODY,
+            body=_SETTINGS_BODY,
         ),
         Route(
             "POST",
@@ -106,7 +100,7 @@ def routes() -> list[Route]:
             Permission.APP_ADMIN,
             "Set or rotate the EST Basic passphrase (returned once)",
             "est",
-            request_body={"password": "string"},
+            body=models.PasswordBody,
             responses={201: "Created"},
         ),
         Route(
@@ -126,7 +120,7 @@ def routes() -> list[Route]:
             Permission.PRODUCT_ADMIN,
             "Change the EST settings of a legacy (profile-scoped) enrollment",
             "est",
-            request_body=_SETTINGS_BODY,
+            body=_SETTINGS_BODY,
         ),
         Route(
             "POST",
@@ -136,7 +130,7 @@ def routes() -> list[Route]:
             Permission.PRODUCT_ADMIN,
             "Set or rotate the legacy EST Basic passphrase (returned once)",
             "est",
-            request_body={"password": "string"},
+            body=models.PasswordBody,
             responses={201: "Created"},
         ),
     ]

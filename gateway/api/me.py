@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.api import models
 from gateway.api import serializers as ser
 from gateway.api.common import PRINCIPAL, actor, json_body, path_uuid, services
 from gateway.api.principals import (
@@ -104,7 +105,7 @@ def routes() -> list[Route]:
             anyone,
             "Create an API token for the caller (shown once)",
             "me",
-            request_body={"name": "string", "expires_at": "date-time"},
+            body=models.TokenBody,
             responses={201: "Created"},
         ),
         Route(

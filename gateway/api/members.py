@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.api import models
 from gateway.api import serializers as ser
 from gateway.api.common import actor, json_body, path_uuid, services
 from gateway.api.routing import Permission, Route
@@ -78,7 +79,6 @@ async def remove_member(request: web.Request) -> web.Response:
 
 def routes() -> list[Route]:
     base = "/api/v1/applications/{app}/members"
-    body = {"principal": "string", "role": "admin|operator|auditor"}
     return [
         # Auditors may read who has access: the audit log they can read names the same
         # principals anyway, and reviewing access is what an auditor is for.
@@ -99,7 +99,7 @@ def routes() -> list[Route]:
             Permission.APP_ADMIN,
             "Give a principal (id or name) a role in the application",
             "members",
-            request_body=body,
+            body=models.MemberBody,
             responses={201: "Added"},
         ),
         Route(
@@ -110,7 +110,7 @@ def routes() -> list[Route]:
             Permission.APP_ADMIN,
             "Change a member's role",
             "members",
-            request_body={"role": "admin|operator|auditor"},
+            body=models.RoleBody,
         ),
         Route(
             "DELETE",

@@ -6,6 +6,7 @@ import dataclasses
 
 from aiohttp import web
 
+from gateway.api import models
 from gateway.api import serializers as ser
 from gateway.api.common import actor, json_body, path_uuid, services
 from gateway.api.projects import project_scope
@@ -90,7 +91,7 @@ def routes() -> list[Route]:
             admin,
             "List policies",
             "policies",
-            query=("project_id",),
+            query=models.ProjectQuery,
         ),
         Route(
             "POST",
@@ -100,7 +101,7 @@ def routes() -> list[Route]:
             admin,
             "Create a policy",
             "policies",
-            request_body={"name": "string", "rules": "object", "project_id": "uuid"},
+            body=models.PolicyBody,
             responses={201: "Created"},
         ),
         Route(
@@ -120,6 +121,6 @@ def routes() -> list[Route]:
             admin,
             "Replace a policy's rules",
             "policies",
-            request_body={"rules": "object"},
+            body=models.PolicyUpdateBody,
         ),
     ]

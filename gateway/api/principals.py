@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.api import models
 from gateway.api import serializers as ser
 from gateway.api.common import actor, iso_datetime, json_body, path_uuid, services
 from gateway.api.routing import Permission, Route
@@ -214,7 +215,7 @@ def routes() -> list[Route]:
             admin,
             "Create a user or machine identity",
             "principals",
-            request_body={"name": "string", "kind": "user|machine", "product_role": "admin|member"},
+            body=models.PrincipalBody,
             responses={201: "Created"},
         ),
         Route(
@@ -234,7 +235,7 @@ def routes() -> list[Route]:
             admin,
             "Change a principal's product role (admin, member or null) or disable it",
             "principals",
-            request_body={"product_role": "admin|member", "disabled": "boolean"},
+            body=models.PrincipalUpdateBody,
         ),
         Route(
             "DELETE",
@@ -263,7 +264,7 @@ def routes() -> list[Route]:
             admin,
             "Create an API token (shown once)",
             "principals",
-            request_body={"name": "string", "expires_at": "date-time"},
+            body=models.TokenBody,
             responses={201: "Created"},
         ),
         Route(

@@ -6,6 +6,7 @@ import dataclasses
 
 from aiohttp import web
 
+from gateway.api import models
 from gateway.api import serializers as ser
 from gateway.api.common import actor, json_body, path_uuid, services
 from gateway.api.projects import project_scope
@@ -88,7 +89,7 @@ def routes() -> list[Route]:
             admin,
             "List profiles",
             "profiles",
-            query=("project_id",),
+            query=models.ProjectQuery,
         ),
         Route(
             "POST",
@@ -98,18 +99,7 @@ def routes() -> list[Route]:
             admin,
             "Create a profile",
             "profiles",
-            request_body={
-                "slug": "string",
-                "name": "string",
-                "ca_id": "uuid",
-                "policy_id": "uuid",
-                "validity_days": "integer",
-                "renew_before_days": "integer",
-                "key_usages": "array",
-                "extended_key_usages": "array",
-                "default_key_type": "string",
-                "enrollment": "object",
-            },
+            body=models.ProfileBody,
             responses={201: "Created"},
         ),
         Route(
@@ -129,6 +119,6 @@ def routes() -> list[Route]:
             admin,
             "Change a profile's defaults",
             "profiles",
-            request_body={"validity_days": "integer"},
+            body=models.ProfileUpdateBody,
         ),
     ]

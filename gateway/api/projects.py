@@ -6,6 +6,7 @@ import uuid
 
 from aiohttp import web
 
+from gateway.api import models
 from gateway.api import serializers as ser
 from gateway.api.common import actor, json_body, path_uuid, services
 from gateway.api.routing import Permission, Route
@@ -76,7 +77,7 @@ def routes() -> list[Route]:
             Permission.PRODUCT_ADMIN,
             "Create a project (legacy unless active=true)",
             "projects",
-            request_body={"name": "string", "active": "boolean"},
+            body=models.ProjectBody,
             responses={201: "Created"},
         ),
         Route(

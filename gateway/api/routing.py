@@ -3,13 +3,16 @@ route cannot exist without one (the role x route test walks this table)."""
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel
 
+from gateway.api.models import Body, Query
+from gateway.api.responses import RESPONSES
 from gateway.core.model import AppRole
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -48,9 +51,14 @@ class Route:
     permission: Permission
     summary: str
     tag: str
-    request_body: dict[str, Any] | None = None
+    # The request body's model (validated before the handler runs; None: no body), whether
+    # the body may be absent (then it is validated as {}), and the query's model.
+    body: type[Body] | None = None
+    body_optional: bool = False
+    query: type[Query] | None = None
+    # Success responses: status -> description, and status -> the model of its body.
     responses: dict[int, str] = field(default_factory=lambda: {200: "OK"})
-    query: tuple[str, ...] = ()
+    schemas: dict[int, type[BaseModel]] = field(default_factory=dict)
 
 
 def register(app: web.Application, table: dict[str, Route], routes: list[Route]) -> None:
@@ -70,6 +78,15 @@ def register(app: web.Application, table: dict[str, Route], routes: list[Route])
             raise RuntimeError(
                 f"route {route.name} reaches an application but declares "
                 f"{route.permission.value}; use an app:* permission"
+            )
+        if not route.schemas and route.name in RESPONSES:
+            route = dataclasses.replace(
+                route,
+                schemas={
+                    code: model
+                    for code, model in RESPONSES[route.name].items()
+                    if code in route.responses
+                },
             )
         table[route.name] = route
         app.router.add_route(route.method, route.path, route.handler, name=route.name)

@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.api import models
 from gateway.api.common import actor, json_body, path_uuid, services
 from gateway.api.routing import Permission, Route
 from gateway.core.errors import InvalidInput
@@ -84,7 +85,6 @@ async def _dynamic(
 def routes() -> list[Route]:
     app_path = "/api/v1/applications/{app}/profiles/{profile}/scep"
     profile_path = "/api/v1/profiles/{profile_id}/scep"
-    settings = {"enabled": "boolean"}
     out: list[Route] = []
     for path, prefix, read, admin, issue, where in (
         (app_path, "scep", Permission.APP_READ, Permission.APP_ADMIN, Permission.APP_ISSUE, ""),
@@ -115,7 +115,7 @@ def routes() -> list[Route]:
                 admin,
                 f"Enable/disable SCEP{where}; enabling creates the RA",
                 "scep",
-                request_body=settings,
+                body=models.ScepSettingsBody,
             ),
             Route(
                 "POST",
@@ -125,7 +125,7 @@ def routes() -> list[Route]:
                 admin,
                 f"Set or generate the static challenge{where} (returned once)",
                 "scep",
-                request_body={"challenge": "string"},
+                body=models.ChallengeBody,
                 responses={201: "Created"},
             ),
             Route(
@@ -137,7 +137,8 @@ def routes() -> list[Route]:
                 f"Issue a new RA key and certificate{where}; the previous one answers for "
                 "24 h unless keep_previous is false",
                 "scep",
-                request_body={"keep_previous": "boolean"},
+                body=models.RotateBody,
+                body_optional=True,
                 responses={201: "Created"},
             ),
             Route(
@@ -148,7 +149,7 @@ def routes() -> list[Route]:
                 issue,
                 f"A dynamic one-time challenge{where} (ttl_minutes, default 60)",
                 "scep",
-                request_body={"ttl_minutes": "integer"},
+                body=models.DynamicChallengeBody,
                 responses={201: "Created"},
             ),
         ]
