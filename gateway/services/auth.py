@@ -3,16 +3,13 @@
 A token is `cgt_<token id hex>_<secret>`. Only a scrypt hash of the secret is stored
 (gateway.pki.passwords); the id lets us find the row without scanning. The token row is
 read on every request (revocation and expiry take effect at once, in every process);
-only the slow hash check is remembered, per process, as a cache.
+only the slow hash check is remembered, per process (gateway.pki.verifier).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,13 +17,13 @@ from typing import Any
 from gateway.core.clock import SystemClock
 from gateway.core.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from gateway.core.model import ApiToken, Member, Principal, PrincipalKind, ProductRole, new_id
-from gateway.pki.passwords import hash_secret, verify_secret
+from gateway.pki.passwords import hash_secret
+from gateway.pki.verifier import SecretVerifier
 from gateway.services.audit import Actor, event
 from gateway.services.members import removal_event
 from store.db import Database, Tx
 
 TOKEN_PREFIX = "cgt_"
-_CACHE_SIZE = 4096
 
 
 class _Unset:
@@ -55,11 +52,13 @@ def _split(token: str) -> tuple[uuid.UUID, str]:
 
 
 class Authenticator:
-    def __init__(self, db: Database, clock: SystemClock) -> None:
+    def __init__(self, db: Database, clock: SystemClock, verifier: SecretVerifier) -> None:
         self._db = db
         self._clock = clock
-        # token id -> sha256(secret) of a secret that passed the scrypt check.
-        self._verified: OrderedDict[uuid.UUID, bytes] = OrderedDict()
+        # The process's one verifier (services.graph): scrypt off the event loop, so wrong
+        # secrets for a known token id cannot stall other requests; verified secrets
+        # memoized by stored hash, so a rotated token misses.
+        self._verifier = verifier
 
     async def authenticate(self, authorization: str | None) -> Authenticated:
         if not authorization:
@@ -81,7 +80,7 @@ class Authenticator:
         # with it, so they land here too.
         if row is None or principal is None:
             raise Unauthorized("invalid API token")
-        if not self._secret_ok(token_id, secret, row.secret_hash):
+        if not await self._verifier.verify(secret, row.secret_hash):
             raise Unauthorized("invalid API token")
         # The holder proved the secret: telling them why it no longer works leaks nothing.
         if row.revoked_at is not None:
@@ -91,19 +90,6 @@ class Authenticator:
         if principal.disabled:
             raise Unauthorized("the token's principal is disabled", code="principal_disabled")
         return Authenticated(principal, row)
-
-    def _secret_ok(self, token_id: uuid.UUID, secret: str, stored: str) -> bool:
-        digest = hashlib.sha256(secret.encode()).digest()
-        cached = self._verified.get(token_id)
-        if cached is not None and hmac.compare_digest(cached, digest):
-            self._verified.move_to_end(token_id)
-            return True
-        if not verify_secret(secret, stored):
-            return False
-        self._verified[token_id] = digest
-        if len(self._verified) > _CACHE_SIZE:
-            self._verified.popitem(last=False)
-        return True
 
 
 async def create_principal(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.config import Config
@@ -17,6 +17,7 @@ from gateway.events.metrics import Metrics
 from gateway.pki.kms import Kms, RootKey
 from gateway.pki.signer import CaSigner
 from gateway.pki.urls import GatewayUrls
+from gateway.pki.verifier import SecretVerifier
 from gateway.services.approvals import approval_gate
 from gateway.services.crl import CrlService
 from store.db import Database
@@ -35,8 +36,13 @@ class Services:
     metrics: Metrics
     enrollment: EnrollmentService
     crl: CrlService
+    # The one checker of scrypt-hashed secrets (API tokens, EST passphrases, SCEP static
+    # challenges), made with the graph: one bounded scrypt executor and one bounded memo
+    # of verified secrets per process, whoever asks.
+    verifier: SecretVerifier = field(default_factory=SecretVerifier)
 
     async def close(self) -> None:
+        self.verifier.close()
         await self.db.close()
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import hmac
 import logging
 import uuid
@@ -44,7 +43,7 @@ from gateway.core.model import (
 )
 from gateway.pki.keys import build_csr, generate_private_key, private_key_to_der
 from gateway.pki.kms import secret_aad
-from gateway.pki.passwords import generate_secret, hash_secret, verify_secret
+from gateway.pki.passwords import generate_secret, hash_secret
 from gateway.services.approvals import MAX_TTL_HOURS
 from gateway.services.audit import Actor, event
 from gateway.services.catalog import SLUG, active_project
@@ -61,7 +60,6 @@ KEYGEN_PURPOSE = "est_keygen_pending_key"
 # A held serverkeygen key outlives the longest approval request (approvals.MAX_TTL_HOURS)
 # by a month, for a device that collects its approved certificate late.
 HELD_KEY_LIFETIME = timedelta(hours=MAX_TTL_HOURS, days=30)
-_CACHE_LIMIT = 4096
 
 
 def attachment_owner(attachment_id: uuid.UUID) -> str:
@@ -89,10 +87,6 @@ class EstGateway:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        # stored hash -> sha256(hash, passphrase) of the last passphrase that verified, so
-        # scrypt (tens of ms, on purpose) runs once per passphrase and process, not per
-        # enrollment. Memory only; a rotated passphrase has a new hash, hence a new entry.
-        self._verified: dict[str, bytes] = {}
 
     async def resolve(self, application: str, profile: str) -> EstTarget:
         target, _ = await self._resolve(application, profile)
@@ -163,18 +157,13 @@ class EstGateway:
                 secret.project_id, secret.ciphertext, secret_aad(secret.id)
             )
         ).decode()
-        # Both compared in constant time (hmac.compare_digest), the name too.
+        # Both compared in constant time (hmac.compare_digest), the name too; the passphrase
+        # is checked whatever the name, so a wrong name does not answer faster. The
+        # process's one verifier runs scrypt off the event loop and remembers a passphrase
+        # that verified (a rotated passphrase has a new hash, so it misses).
         user_ok = hmac.compare_digest(username.encode(), target.settings.username.encode())
-        digest = hashlib.sha256(stored.encode() + b"\0" + password.encode()).digest()
-        known = self._verified.get(stored)
-        if known is not None:
-            return hmac.compare_digest(known, digest) and user_ok
-        if not await asyncio.to_thread(verify_secret, password, stored):
-            return False
-        if len(self._verified) >= _CACHE_LIMIT:
-            self._verified.clear()
-        self._verified[stored] = digest
-        return user_ok
+        password_ok = await self.services.verifier.verify(password, stored)
+        return password_ok and user_ok
 
     async def _password_secret(self, target: EstTarget) -> Secret | None:
         """The stored passphrase hash of the target as it is now (a rotation drops the

@@ -8,10 +8,7 @@ transactionID so that retries and CertPolls never issue twice.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import hashlib
-import hmac
 import logging
 import uuid
 from typing import cast
@@ -47,7 +44,6 @@ from gateway.core.scep import (
     requester,
 )
 from gateway.pki.kms import secret_aad
-from gateway.pki.passwords import verify_secret
 from gateway.services.catalog import active_project
 from gateway.services.certificates import Target
 from gateway.services.graph import Services
@@ -71,9 +67,6 @@ class ScepGateway:
         # milliseconds, and a rotation stores a new secret (new id), so a hit is current.
         self._ra: dict[uuid.UUID, RaCredentials] = {}
         self._ra_pairs: dict[tuple[uuid.UUID, uuid.UUID], RaCredentials] = {}
-        # stored scrypt hash -> sha256(hash, challenge) of the last challenge that verified:
-        # scrypt runs once per challenge and process, not once per enrollment.
-        self._verified: dict[str, bytes] = {}
 
     # ---- targets (configuration: through the read cache, store.cache) -----------------
 
@@ -399,25 +392,17 @@ class ScepGateway:
         )
         return plain.decode()
 
-    @staticmethod
-    def _check(stored: str, password: str) -> bytes:
-        return hashlib.sha256(stored.encode() + b"\0" + password.encode()).digest()
-
     def _known(self, stored: str | None, password: str | None) -> bool:
-        """The static challenge, if this process verified the same one before (scrypt
-        costs tens of milliseconds on purpose; once per process and challenge is enough)."""
+        """The static challenge, if this process verified the same one before. The memo of
+        the process's one verifier only, never scrypt: this is asked before the write
+        transaction that may consume a dynamic challenge, which must not wait on scrypt."""
         if not stored or not password:
             return False
-        known = self._verified.get(stored)
-        return known is not None and hmac.compare_digest(known, self._check(stored, password))
+        return self.services.verifier.known(password, stored)
 
     async def _static_ok(self, stored: str | None, password: str) -> bool:
-        if stored is None or not await asyncio.to_thread(verify_secret, password, stored):
-            return False
-        if len(self._verified) >= _CACHE_LIMIT:
-            self._verified.clear()
-        self._verified[stored] = self._check(stored, password)
-        return True
+        # scrypt (tens of ms on purpose) on the verifier's executor, never on the event loop.
+        return stored is not None and await self.services.verifier.verify(password, stored)
 
     # ---- CertPoll, GetCert, GetCRL ----------------------------------------------------
 

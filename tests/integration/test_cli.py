@@ -30,6 +30,7 @@ from gateway.core.errors import Unauthorized
 from gateway.core.model import KeyType
 from gateway.pki.ca import certificate_to_pem, create_root_ca
 from gateway.pki.keys import generate_private_key, private_key_to_pem
+from gateway.pki.verifier import SecretVerifier
 from gateway.services.auth import Authenticator
 from gateway.services.graph import open_services
 from store.db import Database
@@ -423,7 +424,7 @@ def test_token_create_prints_a_working_token(cli: Cli) -> None:
     assert TOKEN_RE.match(token), token
 
     async def check(db: Database) -> tuple[str, str]:
-        auth = Authenticator(db, SystemClock())
+        auth = Authenticator(db, SystemClock(), SecretVerifier())
         who = await auth.authenticate(f"Bearer {token}")
         with pytest.raises(Unauthorized):
             await auth.authenticate(f"Bearer {token[:-4]}AAAA")
