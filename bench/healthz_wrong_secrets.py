@@ -55,6 +55,17 @@ def free_port() -> int:
         return port
 
 
+# The `certgate` entry point: gateway.app:main since the layout change, gateway.cli:main
+# before it (so one driver measures both sides of a change).
+_SERVE = """
+try:
+    from gateway.app import main
+except ImportError:
+    from gateway.cli import main
+main()
+"""
+
+
 def start_server(repo: Path, home: Path) -> subprocess.Popen[bytes]:
     """`certgate serve` of `repo` on free loopback ports, SQLite in `home`."""
     env = dict(os.environ)
@@ -68,7 +79,7 @@ def start_server(repo: Path, home: Path) -> subprocess.Popen[bytes]:
     )
     env.pop("CERTGATE_DATABASE__URL", None)
     return subprocess.Popen(
-        [sys.executable, "-c", "from gateway.cli import main; main()", "serve"],
+        [sys.executable, "-c", _SERVE, "serve"],
         cwd=repo,
         env=env,
         stdin=subprocess.DEVNULL,
