@@ -62,16 +62,26 @@ status=0
   --seed "$seed" \
   --max-time "$max_time" \
   --request-timeout 30 \
-  --workers 2 \
+  --workers 1 \
   --no-shrink \
   --continue-on-failure \
   --suppress-health-check all \
   --warnings off || status=$?
 
-# A traceback in the server log is an unhandled error even if the answer looked fine.
-if grep -q Traceback "$log"; then
-  echo "api_fuzz: the gateway logged a traceback:" >&2
-  grep -n -A30 Traceback "$log" | head -200 >&2
+# An unhandled error in the server log fails the run even if the answer looked fine (the
+# REST middleware logs "unhandled error"); aiohttp's own tracebacks for malformed HTTP that
+# it answered 400 itself (schemathesis probes NUL in headers) are not ours.
+if ! python3 - "$log" <<'PY'
+import re, sys
+text = open(sys.argv[1], errors="replace").read()
+blocks = re.split(r"\n(?=\S+ \S+ (?:ERROR|WARNING|INFO|DEBUG) )", text)
+bad = [b for b in blocks if "Traceback" in b and "aiohttp.http_exceptions." not in b]
+for b in bad[:5]:
+    print(b[:3000], file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+then
+  echo "api_fuzz: the gateway logged an unhandled error (above)" >&2
   status=1
 fi
 exit "$status"
