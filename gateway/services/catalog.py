@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Any
 
 from gateway.core.errors import Conflict, InvalidInput, NotFound
+from gateway.core.methods import check_methods as check_methods
 from gateway.core.model import (
     Application,
     EnrollmentMethod,
@@ -24,10 +24,11 @@ from gateway.core.policy import eku_oid, validate_profile_against_policy
 from gateway.core.policy_codec import rules_to_dict
 from gateway.services.audit import Actor, event
 from gateway.services.graph import Services
+from gateway.targets import SLUG
+from gateway.targets import active_project as active_project
 from store.db import Tx
 
 # DESIGN.md: slugs are [a-z0-9-]{1,63}, so "{app}.{profile}" EST labels stay unambiguous.
-SLUG = re.compile(r"[a-z0-9-]{1,63}")  # always fullmatch: "$" would let "demo\n" through
 KEY_USAGES = frozenset(
     {
         "digital_signature",
@@ -46,14 +47,6 @@ def check_slug(value: Any, what: str) -> str:
     if not isinstance(value, str) or not SLUG.fullmatch(value):
         raise InvalidInput(f"{what} must match [a-z0-9-]{{1,63}}")
     return value
-
-
-async def active_project(tx: Tx) -> Project:
-    org = await default_organization(tx)
-    project = await tx.projects.get_active(org.id)
-    if project is None:
-        raise NotFound("the organization has no active project")
-    return project
 
 
 async def default_organization(tx: Tx) -> Organization:
@@ -184,11 +177,7 @@ def profile_fields(data: dict[str, Any], base: Profile | None) -> dict[str, Any]
     except ValueError:
         raise InvalidInput(f"unknown key type '{key_type}'") from None
     enrollment = data.get("enrollment", base.enrollment if base else {})
-    if not isinstance(enrollment, dict) or not set(enrollment) <= METHODS:
-        raise InvalidInput(
-            f"enrollment must be an object keyed by method ({', '.join(sorted(METHODS))})"
-        )
-    out["enrollment"] = enrollment
+    out["enrollment"] = check_methods(enrollment)
     name = data.get("name", base.name if base else data.get("slug"))
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput("name must be a non-empty string")
@@ -306,18 +295,3 @@ async def attach_profile(
         )
     )
     return attachment
-
-
-def check_methods(methods: Any) -> dict[str, dict[str, Any]]:
-    if not isinstance(methods, dict):
-        raise InvalidInput("methods must be an object keyed by method name")
-    for name, settings in methods.items():
-        if name not in METHODS:
-            raise InvalidInput(
-                f"unknown enrollment method '{name}' (allowed: {', '.join(sorted(METHODS))})"
-            )
-        if not isinstance(settings, dict) or not isinstance(settings.get("enabled", False), bool):
-            raise InvalidInput(
-                f"settings of method '{name}' must be an object with a boolean 'enabled'"
-            )
-    return methods

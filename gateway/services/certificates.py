@@ -25,7 +25,6 @@ from gateway.core.model import (
 )
 from gateway.pki.keys import build_csr, generate_private_key, private_key_to_pem
 from gateway.services.audit import Actor
-from gateway.services.catalog import active_project
 from gateway.services.graph import Services
 from store.db import Tx
 
@@ -54,28 +53,13 @@ class IssueResult:
 
 
 async def resolve(services: Services, app_slug: str, profile_slug: str) -> Target:
-    async def load(tx: Tx) -> Target:
-        project = await active_project(tx)
-        app = await tx.applications.get_by_slug(project.id, app_slug)
-        if app is None:
-            raise NotFound(f"application '{app_slug}' not found")
-        profile = await tx.profiles.get_by_slug(project.id, profile_slug)
-        if profile is None or await tx.attachments.get(app.id, profile.id) is None:
-            raise NotFound(f"profile '{profile_slug}' is not attached to application '{app_slug}'")
-        return Target(app, profile)
-
-    return await services.db.cached(("target", app_slug, profile_slug), load)
+    """The (application, attached profile) pair a REST route names (gateway.targets)."""
+    target = await services.targets.scoped(app_slug, profile_slug)
+    return Target(target.application, target.profile)
 
 
 async def resolve_application(services: Services, app_slug: str) -> Application:
-    async def load(tx: Tx) -> Application | None:
-        project = await active_project(tx)
-        return await tx.applications.get_by_slug(project.id, app_slug)
-
-    app = await services.db.cached(("application", app_slug), load)
-    if app is None:
-        raise NotFound(f"application '{app_slug}' not found")
-    return app
+    return (await services.targets.application(app_slug))[1]
 
 
 def parse_subject(subject: Any) -> x509.Name:

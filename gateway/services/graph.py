@@ -20,6 +20,7 @@ from gateway.pki.urls import GatewayUrls
 from gateway.pki.verifier import SecretVerifier
 from gateway.services.approvals import approval_gate
 from gateway.services.crl import CrlService
+from gateway.targets import TargetResolver
 from store.db import Database
 from store.migrate import upgrade
 
@@ -36,6 +37,7 @@ class Services:
     metrics: Metrics
     enrollment: EnrollmentService
     crl: CrlService
+    targets: TargetResolver
     # The one checker of scrypt-hashed secrets (API tokens, EST passphrases, SCEP static
     # challenges), made with the graph: one bounded scrypt executor and one bounded memo
     # of verified secrets per process, whoever asks.
@@ -98,7 +100,9 @@ async def open_services(config: Config, *, migrate: bool = True) -> Services:
     enrollment = EnrollmentService(
         db, signer, clock, events, approvals=approval_gate(db, clock, events), revocation=crl
     )
-    services = Services(config, db, kms, signer, urls, clock, events, metrics, enrollment, crl)
+    services = Services(
+        config, db, kms, signer, urls, clock, events, metrics, enrollment, crl, TargetResolver(db)
+    )
 
     async def count(event: AuditEvent) -> None:
         if event.action in ("certificate.issued", "certificate.renewed"):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import ipaddress
 import json
 import secrets
 import uuid
@@ -25,12 +24,11 @@ from aiohttp import web
 
 from gateway.appkeys import SERVICES
 from gateway.core.acme import (
-    DEFAULT_VALIDATION_NETWORKS,
     AcmeEndpoint,
     ApprovalOutcome,
-    ChallengeType,
 )
-from gateway.core.errors import Conflict, InvalidInput, NotFound
+from gateway.core.errors import Conflict, NotFound
+from gateway.core.methods import AcmeSettings
 from gateway.core.model import (
     Application,
     EnrollmentMethod,
@@ -41,8 +39,8 @@ from gateway.core.model import (
 )
 from gateway.pki.kms import secret_aad
 from gateway.services.audit import Actor, event
-from gateway.services.catalog import active_project
 from gateway.services.graph import Services
+from gateway.targets import EnrollmentTarget
 from protocols.acme import nonces
 from protocols.acme.routes import PREFIXES
 from protocols.acme.server import AcmeDeps, AcmeServer, ValidationSettings
@@ -53,7 +51,6 @@ ACME = EnrollmentMethod.ACME.value
 EAB_PURPOSE = "eab_hmac"
 NONCE_PURPOSE = "acme_nonce_key"
 _KEYS_KEPT = 1024
-_SETTINGS = {"enabled", "eab_required", "validation_networks", "challenges", "terms_of_service"}
 
 
 @dataclass(frozen=True)
@@ -71,52 +68,25 @@ def legacy_scope(profile: Profile) -> str:
 
 
 def check_settings(raw: Any) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise InvalidInput("ACME settings must be an object")
-    unknown = set(raw) - _SETTINGS
-    if unknown:
-        raise InvalidInput(f"unknown ACME settings: {', '.join(sorted(unknown))}")
-    out = dict(raw)
-    for flag in ("enabled", "eab_required"):
-        if flag in out and not isinstance(out[flag], bool):
-            raise InvalidInput(f"{flag} must be a boolean")
-    networks = out.get("validation_networks")
-    if networks is not None:
-        if not isinstance(networks, list):
-            raise InvalidInput("validation_networks must be a list of CIDRs")
-        for cidr in networks:
-            try:
-                ipaddress.ip_network(str(cidr), strict=False)
-            except ValueError:
-                raise InvalidInput(f"validation_networks: {cidr!r} is not a network") from None
-    challenges = out.get("challenges")
-    if challenges is not None:
-        valid = {c.value for c in ChallengeType}
-        if not isinstance(challenges, list) or not set(challenges) <= valid:
-            raise InvalidInput(f"challenges must be a list of {', '.join(sorted(valid))}")
-    tos = out.get("terms_of_service")
-    if tos is not None and not isinstance(tos, str):
-        raise InvalidInput("terms_of_service must be a URL string")
-    return out
+    """Submitted ACME settings, validated through the typed settings every route shares."""
+    AcmeSettings.from_dict(raw)
+    return dict(raw)
 
 
-def _endpoint(
-    scope: str, profile: Profile, app: Application | None, settings: dict[str, Any]
-) -> AcmeEndpoint | None:
-    if not settings.get("enabled", False):
+def _endpoint(target: EnrollmentTarget) -> AcmeEndpoint | None:
+    settings = target.methods.acme
+    if not settings.enabled:
         return None
+    attachment = target.attachment
+    scope = attachment_scope(attachment) if attachment else legacy_scope(target.profile)
     return AcmeEndpoint(
         scope=scope,
-        profile=profile,
-        application=app,
-        eab_required=bool(settings.get("eab_required", True)),
-        validation_networks=tuple(
-            settings.get("validation_networks") or DEFAULT_VALIDATION_NETWORKS
-        ),
-        challenge_types=tuple(
-            ChallengeType(c) for c in settings.get("challenges") or [c.value for c in ChallengeType]
-        ),
-        terms_of_service=settings.get("terms_of_service"),
+        profile=target.profile,
+        application=target.application,
+        eab_required=settings.eab_required,
+        validation_networks=settings.effective_networks,
+        challenge_types=settings.effective_challenges,
+        terms_of_service=settings.terms_of_service,
     )
 
 
@@ -131,32 +101,18 @@ class Endpoints:
         self._keys: dict[uuid.UUID, bytes] = {}  # decrypted secrets by secret id
 
     async def scoped(self, app_slug: str, profile_slug: str) -> AcmeEndpoint | None:
-        async def load(tx: Tx) -> AcmeEndpoint | None:
-            try:
-                project = await active_project(tx)
-            except NotFound:
-                return None
-            app = await tx.applications.get_by_slug(project.id, app_slug)
-            profile = await tx.profiles.get_by_slug(project.id, profile_slug)
-            if app is None or profile is None:
-                return None
-            attachment = await tx.attachments.get(app.id, profile.id)
-            if attachment is None:
-                return None
-            settings = attachment.methods.get(ACME, {})
-            return _endpoint(attachment_scope(attachment), profile, app, settings)
-
-        return await self._services.db.cached(("acme", app_slug, profile_slug), load)
+        try:
+            target = await self._services.targets.scoped(app_slug, profile_slug)
+        except NotFound:
+            return None
+        return _endpoint(target)
 
     async def legacy(self, profile_id: uuid.UUID) -> AcmeEndpoint | None:
-        async def load(tx: Tx) -> AcmeEndpoint | None:
-            profile = await tx.profiles.get(profile_id)
-            if profile is None:
-                return None
-            settings = profile.enrollment.get(ACME, {})
-            return _endpoint(legacy_scope(profile), profile, None, settings)
-
-        return await self._services.db.cached(("acme-legacy", profile_id), load)
+        try:
+            target = await self._services.targets.legacy(profile_id)
+        except NotFound:
+            return None
+        return _endpoint(target)
 
     async def eab_key(self, endpoint: AcmeEndpoint, kid: str) -> bytes | None:
         owner = _owner(endpoint.scope)
@@ -301,7 +257,7 @@ async def configure_attachment(
     attachment = await tx.attachments.get(app.id, profile.id)
     if attachment is None:
         raise NotFound(f"profile '{profile.slug}' is not attached to '{app.slug}'")
-    merged = {**attachment.methods.get(ACME, {}), **check_settings(settings)}
+    merged = check_settings({**attachment.methods.get(ACME, {}), **check_settings(settings)})
     updated = await tx.attachments.update_methods(
         attachment.id, {**attachment.methods, ACME: merged}
     )
@@ -328,7 +284,7 @@ async def configure_legacy(
     services: Services, tx: Tx, actor: Actor, profile: Profile, settings: dict[str, Any]
 ) -> tuple[Profile, EabCredentials | None]:
     """ACME configured on the profile itself (legacy model, /profiles/{id}/acme/…)."""
-    merged = {**profile.enrollment.get(ACME, {}), **check_settings(settings)}
+    merged = check_settings({**profile.enrollment.get(ACME, {}), **check_settings(settings)})
     updated = await tx.profiles.update(
         replace(profile, enrollment={**profile.enrollment, ACME: merged})
     )

@@ -46,7 +46,6 @@ from gateway.pki.kms import secret_aad
 from gateway.pki.passwords import generate_secret, hash_secret
 from gateway.services.approvals import MAX_TTL_HOURS
 from gateway.services.audit import Actor, event
-from gateway.services.catalog import SLUG, active_project
 from gateway.services.certificates import Target, needs_approval
 from gateway.services.graph import Services
 from store.db import Tx
@@ -93,51 +92,42 @@ class EstGateway:
         return target
 
     async def _resolve(self, application: str, profile: str) -> tuple[EstTarget, Secret | None]:
-        missing = NotFound(
-            f"no EST enrollment at application '{application}', profile '{profile}' "
-            "(unknown application or profile, profile not attached, or EST not enabled)"
-        )
-
-        if not (SLUG.fullmatch(application) and SLUG.fullmatch(profile)):
-            # Not a slug the catalog could hold: answer without asking the database (a NUL
-            # byte, say, is an error on PostgreSQL, not a miss).
-            raise missing
-
-        async def load(tx: Tx) -> tuple[EstTarget, Secret | None]:
-            project = await active_project(tx)
-            app = await tx.applications.get_by_slug(project.id, application)
-            prof = await tx.profiles.get_by_slug(project.id, profile)
-            if app is None or prof is None:
-                raise missing
-            attachment = await tx.attachments.get(app.id, prof.id)
-            if attachment is None:
-                raise missing
-            settings = _settings(attachment.methods.get(EST), f"{application}/{profile}")
-            if not settings.enabled:
-                raise missing
-            secret = await tx.secrets.get_by_owner(
-                attachment_owner(attachment.id), PASSWORD_PURPOSE
+        try:
+            target = await self.services.targets.scoped(application, profile)
+        except NotFound:
+            target = None
+        if target is None or not target.methods.est.enabled:
+            raise NotFound(
+                f"no EST enrollment at application '{application}', profile '{profile}' "
+                "(unknown application or profile, profile not attached, or EST not enabled)"
             )
-            label = f"{application}.{profile}"
-            return EstTarget(label, prof, app, settings, secret is not None), secret
-
-        # Configuration, read on every request: through the read cache (store.cache).
-        return await self.services.db.cached(("est", application, profile), load)
+        secret = await self._secret(attachment_owner(target.attachment.id))
+        label = f"{application}.{profile}"
+        return (
+            EstTarget(label, target.profile, target.application, target.methods.est, bool(secret)),
+            secret,
+        )
 
     async def resolve_legacy(self, profile_id: uuid.UUID) -> EstTarget:
         target, _ = await self._legacy(profile_id)
         return target
 
     async def _legacy(self, profile_id: uuid.UUID) -> tuple[EstTarget, Secret | None]:
-        async def load(tx: Tx) -> tuple[EstTarget, Secret | None]:
-            prof = await tx.profiles.get(profile_id)
-            settings = _settings(prof.enrollment.get(EST) if prof else None, str(profile_id))
-            if prof is None or not settings.enabled:
-                raise NotFound(f"no EST enrollment for profile {profile_id}")
-            secret = await tx.secrets.get_by_owner(profile_owner(prof.id), PASSWORD_PURPOSE)
-            return EstTarget(str(profile_id), prof, None, settings, secret is not None), secret
+        try:
+            target = await self.services.targets.legacy(profile_id)
+        except NotFound:
+            target = None
+        if target is None or not target.methods.est.enabled:
+            raise NotFound(f"no EST enrollment for profile {profile_id}")
+        secret = await self._secret(profile_owner(profile_id))
+        est = target.methods.est
+        return EstTarget(str(profile_id), target.profile, None, est, bool(secret)), secret
 
-        return await self.services.db.cached(("est-legacy", profile_id), load)
+    async def _secret(self, owner: str) -> Secret | None:
+        async def load(tx: Tx) -> Secret | None:
+            return await tx.secrets.get_by_owner(owner, PASSWORD_PURPOSE)
+
+        return await self.services.db.cached(("est-password", owner), load)
 
     async def ca_certificates(self, target: EstTarget) -> list[x509.Certificate]:
         async def load(tx: Tx) -> CertificateAuthority | None:

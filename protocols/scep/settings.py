@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from gateway.core.errors import CAUnavailable, InvalidInput, NotFound
+from gateway.core.methods import ScepSettings
 from gateway.core.model import (
     Application,
     EnrollmentMethod,
@@ -62,7 +63,10 @@ def profile_owner(profile_id: uuid.UUID) -> str:
 
 
 def enabled(settings: Any) -> bool:
-    return isinstance(settings, dict) and settings.get("enabled") is True
+    try:
+        return ScepSettings.from_dict(settings).enabled
+    except InvalidInput:
+        return False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,11 +249,7 @@ async def update(
     services: Services, tx: Tx, actor: Actor, enrollment: Enrollment, body: dict[str, Any]
 ) -> dict[str, Any]:
     """PATCH {"enabled": bool}. Enabling creates the RA when there is none yet."""
-    unknown = sorted(set(body) - {"enabled"})
-    if unknown:
-        raise InvalidInput(f"unknown SCEP settings: {', '.join(unknown)} (allowed: enabled)")
-    if "enabled" in body and not isinstance(body["enabled"], bool):
-        raise InvalidInput("enabled must be a boolean")
+    ScepSettings.from_dict(body)  # the typed settings every route shares
     settings = {**enrollment.settings, **body}
     if enrollment.application is None:
         enrollment_map = {**enrollment.profile.enrollment, SCEP: settings}

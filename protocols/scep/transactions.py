@@ -44,7 +44,6 @@ from gateway.core.scep import (
     requester,
 )
 from gateway.pki.kms import secret_aad
-from gateway.services.catalog import active_project
 from gateway.services.certificates import Target
 from gateway.services.graph import Services
 from protocols.scep import settings as scep_admin
@@ -71,31 +70,27 @@ class ScepGateway:
     # ---- targets (configuration: through the read cache, store.cache) -----------------
 
     async def resolve(self, application: str, profile: str) -> ScepTarget:
-        async def load(tx: Tx) -> ScepTarget:
-            project = await active_project(tx)
-            app = await tx.applications.get_by_slug(project.id, application)
-            prof = await tx.profiles.get_by_slug(project.id, profile)
-            attachment = await tx.attachments.get(app.id, prof.id) if app and prof else None
-            if app is None or prof is None or attachment is None:
-                raise missing
-            if not scep_admin.enabled(attachment.methods.get(scep_admin.SCEP)):
-                raise missing
-            owner = scep_admin.attachment_owner(attachment.id)
-            return ScepTarget(f"{application}/{profile}", owner, prof, app)
-
-        missing = NotFound(
-            f"no SCEP enrollment at application '{application}', profile '{profile}'"
-        )
-        return await self.services.db.cached(("scep", application, profile), load)
+        try:
+            target = await self.services.targets.scoped(application, profile)
+        except NotFound:
+            target = None
+        if target is None or not target.methods.scep.enabled:
+            raise NotFound(
+                f"no SCEP enrollment at application '{application[:63]}', "
+                f"profile '{profile[:63]}'"
+            )
+        owner = scep_admin.attachment_owner(target.attachment.id)
+        return ScepTarget(f"{application}/{profile}", owner, target.profile, target.application)
 
     async def resolve_legacy(self, profile_id: uuid.UUID) -> ScepTarget:
-        async def load(tx: Tx) -> ScepTarget:
-            prof = await tx.profiles.get(profile_id)
-            if prof is None or not scep_admin.enabled(prof.enrollment.get(scep_admin.SCEP)):
-                raise NotFound(f"no SCEP enrollment for profile {profile_id}")
-            return ScepTarget(str(profile_id), scep_admin.profile_owner(prof.id), prof, None)
-
-        return await self.services.db.cached(("scep-legacy", profile_id), load)
+        try:
+            target = await self.services.targets.legacy(profile_id)
+        except NotFound:
+            target = None
+        if target is None or not target.methods.scep.enabled:
+            raise NotFound(f"no SCEP enrollment for profile {profile_id}")
+        owner = scep_admin.profile_owner(profile_id)
+        return ScepTarget(str(profile_id), owner, target.profile, None)
 
     async def ra(self, target: ScepTarget) -> RaCredentials:
         """The current RA, with the previous one while its rotation grace period lasts."""
