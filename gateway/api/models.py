@@ -24,6 +24,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    field_validator,
 )
 
 from gateway.core.model import (
@@ -328,6 +329,14 @@ class EstSettingsBody(Body):
 
 class PasswordBody(Body):
     password: Name | None = None
+
+    @field_validator("password", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        # The same words as the service's own check (protocols.est.settings.check_password).
+        if value is not None and not isinstance(value, str):
+            raise ValueError("the password must be a string of 8 to 256 characters")
+        return value
 
 
 class AcmeSettingsBody(Body):

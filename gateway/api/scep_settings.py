@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.api import models
-from gateway.api.common import actor, json_body, path_uuid, services
+from gateway.api.common import BODY_JSON, actor, json_body, path_uuid, services
 from gateway.api.routing import Permission, Route
 from gateway.core.errors import InvalidInput
 from gateway.services.certificates import resolve
@@ -43,7 +43,10 @@ def _writer(
     change: Change, status: int = 200, body: bool = True
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
-        data = await json_body(request) if body or request.can_read_body else {}
+        # A body the route's model validated is read already (can_read_body is then
+        # false): json_body hands over the validated one.
+        readable = body or request.can_read_body or request.get(BODY_JSON) is not None
+        data = await json_body(request) if readable else {}
         svc = services(request)
         async with svc.db.transaction() as tx:
             enrollment = await _enrollment(request, tx)
