@@ -5,11 +5,11 @@
 #
 #   scripts/api_fuzz.sh                 SQLite in a temporary CERTGATE_HOME
 #   DATABASE_URL=postgresql+asyncpg://… scripts/api_fuzz.sh
-#   FUZZ_MAX_TIME=180 FUZZ_EXAMPLES=25 FUZZ_SEED=1 (defaults) bound the run.
+#   FUZZ_MAX_TIME=120 FUZZ_EXAMPLES=25 FUZZ_SEED=1 (defaults) bound the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-max_time="${FUZZ_MAX_TIME:-180}"
+max_time="${FUZZ_MAX_TIME:-120}"
 examples="${FUZZ_EXAMPLES:-25}"
 seed="${FUZZ_SEED:-1}"
 
