@@ -10,11 +10,11 @@ from gateway.api import models
 from gateway.api import serializers as ser
 from gateway.api.common import (
     actor,
-    iso_datetime,
+    body_of,
     json_body,
     page_json,
-    pagination,
     path_uuid,
+    query_of,
     services,
 )
 from gateway.api.routing import Permission, Route
@@ -48,16 +48,15 @@ async def issue(request: web.Request) -> web.Response:
 async def list_certificates(request: web.Request) -> web.Response:
     svc = services(request)
     app = await certs.resolve_application(svc, request.match_info["app"])
-    limit, offset = pagination(request)
-    status = request.query.get("status")
-    if status not in (None, "active", "revoked", "expired"):
-        raise InvalidInput("status must be active, revoked or expired")
+    query = query_of(request, models.CertificateQuery)
+    limit, offset = query.limit, query.offset
+    status = query.status.value if query.status is not None else None
     profile_id = None
     async with svc.db.transaction(read_only=True) as tx:
-        if "profile" in request.query:
-            profile = await tx.profiles.get_by_slug(app.project_id, request.query["profile"])
+        if query.profile is not None:
+            profile = await tx.profiles.get_by_slug(app.project_id, query.profile)
             if profile is None:
-                raise InvalidInput(f"unknown profile '{request.query['profile']}'")
+                raise InvalidInput(f"unknown profile '{query.profile}'")
             profile_id = profile.id
         page = await tx.certificates.list(
             CertificateFilter(
@@ -65,10 +64,8 @@ async def list_certificates(request: web.Request) -> web.Response:
                 profile_id=profile_id,
                 status=cast(CertificateListStatus | None, status),
                 now=svc.clock.now(),
-                expiring_before=iso_datetime(
-                    request.query.get("expiring_before"), "expiring_before"
-                ),
-                search=request.query.get("q") or None,
+                expiring_before=query.expiring_before,
+                search=query.q or None,
             ),
             limit,
             offset,
@@ -86,13 +83,13 @@ async def get_certificate(request: web.Request) -> web.Response:
 
 
 async def revoke(request: web.Request) -> web.Response:
-    body = await json_body(request)
+    body = body_of(request, models.RevokeBody)
     svc = services(request)
     app = await certs.resolve_application(svc, request.match_info["app"])
     who = actor(request)
     cert = await svc.enrollment.revoke(
         path_uuid(request, "cert_id"),
-        certs.parse_reason(body.get("reason")),
+        body.reason,
         actor=who.name,
         source_ip=who.source_ip,
         application_id=app.id,

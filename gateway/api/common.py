@@ -9,7 +9,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -286,6 +286,26 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidInput("body must be a JSON object")
     return body
+
+
+B = TypeVar("B", bound=Body)
+Q = TypeVar("Q", bound=Query)
+
+
+def body_of(request: web.Request, model: type[B]) -> B:
+    """The body the dispatcher validated against the route's model."""
+    body = request[BODY]
+    if not isinstance(body, model):  # the route declares another model: a programming error
+        raise TypeError(f"route body is {type(body).__name__}, not {model.__name__}")
+    return body
+
+
+def query_of(request: web.Request, model: type[Q]) -> Q:
+    """The query the dispatcher validated against the route's model."""
+    query = request[QUERY]
+    if not isinstance(query, model):
+        raise TypeError(f"route query is {type(query).__name__}, not {model.__name__}")
+    return query
 
 
 def path_uuid(request: web.Request, name: str) -> uuid.UUID:

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from gateway.api import models
 from gateway.api import serializers as ser
-from gateway.api.common import actor, json_body, path_uuid, services
+from gateway.api.common import actor, body_of, path_uuid, services
 from gateway.api.routing import Permission, Route
 from gateway.core.model import Application, Member, Principal
 from gateway.services import members as admin
@@ -43,19 +43,19 @@ async def list_members(request: web.Request) -> web.Response:
 
 
 async def add_member(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    role = admin.parse_role(body.get("role"))
+    body = body_of(request, models.MemberBody)
     svc = services(request)
     app = await resolve_application(svc, request.match_info["app"])
     async with svc.db.transaction() as tx:
-        principal = await admin.find_principal(tx, body.get("principal"))
-        member = await admin.add_member(tx, actor(request), svc.clock.now(), app, principal, role)
+        principal = await admin.find_principal(tx, body.principal)
+        member = await admin.add_member(
+            tx, actor(request), svc.clock.now(), app, principal, body.role
+        )
     return web.json_response(member_json(app, member, principal), status=201)
 
 
 async def change_role(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    role = admin.parse_role(body.get("role"))
+    role = body_of(request, models.RoleBody).role
     svc = services(request)
     app = await resolve_application(svc, request.match_info["app"])
     principal_id: uuid.UUID = path_uuid(request, "principal_id")

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from gateway.api import models
 from gateway.api import serializers as ser
-from gateway.api.common import actor, json_body, path_uuid, services
+from gateway.api.common import actor, body_of, path_uuid, services
 from gateway.api.routing import Permission, Route
 from gateway.core.errors import InvalidInput, NotFound
 from gateway.core.model import Project
@@ -40,11 +40,11 @@ async def list_projects(request: web.Request) -> web.Response:
 
 
 async def create_project(request: web.Request) -> web.Response:
-    body = await json_body(request)
+    body = body_of(request, models.ProjectBody)
     svc = services(request)
     async with svc.db.transaction() as tx:
         project = await catalog.create_project(
-            svc, tx, actor(request), body.get("name", ""), active=bool(body.get("active", False))
+            svc, tx, actor(request), body.name, active=body.active
         )
     return web.json_response(ser.project(project), status=201)
 
