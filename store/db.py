@@ -347,5 +347,5 @@ class Database:
 
 if TYPE_CHECKING:
 
-    def _conforms(tx: Tx, db: Database) -> tuple[UnitOfWork, TransactionFactory]:
+    def _conforms(tx: Tx, db: Database) -> tuple[UnitOfWork, TransactionFactory[Tx]]:
         return tx, db

@@ -310,7 +310,7 @@ class PolicyApprovalGate:
 
     def __init__(
         self,
-        transactions: TransactionFactory,
+        transactions: TransactionFactory[UnitOfWork],
         clock: Clock,
         events: EventPublisher,
         *,

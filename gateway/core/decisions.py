@@ -38,7 +38,7 @@ async def load_request(
 
 class RequestDecisions:
     def __init__(
-        self, transactions: TransactionFactory, clock: Clock, events: EventPublisher
+        self, transactions: TransactionFactory[UnitOfWork], clock: Clock, events: EventPublisher
     ) -> None:
         self._tx = transactions
         self._clock = clock

@@ -10,10 +10,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from cryptography import x509
 
@@ -52,6 +52,7 @@ from gateway.core.policy import evaluate
 from gateway.core.ports import (
     Clock,
     EventPublisher,
+    InTransaction,
     RevocationListener,
     Signer,
     TransactionFactory,
@@ -120,16 +121,41 @@ class _Superseded(Exception):
 _DENIALS = (PolicyDenied, BadCSR, MethodNotEnabled, NotFound)
 
 
-class EnrollmentService:
+U = TypeVar("U", bound=UnitOfWork)
+
+
+class _MarkIssued:
+    """Marks an approved request issued in the transaction storing its certificate."""
+
+    def __init__(self, current: CertificateRequest, clock: Clock) -> None:
+        self._current = current
+        self._clock = clock
+        self.stored: CertificateRequest | None = None
+
+    async def certificate_stored(self, uow: UnitOfWork, certificate: Certificate) -> None:
+        saved = await uow.requests.transition(
+            approval.mark_issued(self._current, certificate.id, self._clock.now()),
+            self._current,
+        )
+        if saved is None:
+            raise _Superseded
+        self.stored = saved
+
+
+class EnrollmentService(Generic[U]):
+    """Generic over the unit of work of its transactions (ports.TransactionFactory), so a
+    front-end's in-transaction record (ports.InTransaction) gets the store's own unit of
+    work, typed."""
+
     def __init__(
         self,
-        transactions: TransactionFactory,
+        transactions: TransactionFactory[U],
         signer: Signer,
         clock: Clock,
         events: EventPublisher,
         *,
         approvals: ApprovalGate | None = None,
-        revocation: RevocationListener | None = None,
+        revocation: RevocationListener[U] | None = None,
     ) -> None:
         self._tx = transactions
         self._signer = signer
@@ -143,7 +169,7 @@ class EnrollmentService:
         self,
         request: EnrollmentRequest,
         *,
-        also: Callable[[UnitOfWork, Certificate], Awaitable[None]] | None = None,
+        also: InTransaction[U] | None = None,
     ) -> Issued | Pending:
         """Judge, approve, sign and store. `also` runs inside the transaction that stores a
         certificate issued by this call (a front-end's own record of the outcome commits
@@ -210,7 +236,7 @@ class EnrollmentService:
         csr: x509.CertificateSigningRequest,
         *,
         request_id: uuid.UUID | None = None,
-        also: Callable[[UnitOfWork, Certificate], Awaitable[None]] | None = None,
+        also: InTransaction[U] | None = None,
     ) -> Certificate:
         """Sign, then store the certificate and its audit event in one transaction. `also`
         runs inside that transaction (an approved request is marked issued there); if it
@@ -245,7 +271,7 @@ class EnrollmentService:
                     await uow.certificates.add(certificate)
                     await uow.audit.add(_issued_event(request, certificate, request_id))
                     if also is not None:
-                        await also(uow, certificate)
+                        await also.certificate_stored(uow, certificate)
             except DuplicateSerial:
                 log.warning("serial collision on attempt %d; re-signing", attempt)
                 continue
@@ -424,16 +450,7 @@ class EnrollmentService:
             ca, template = await self._template(request, csr, now)
         except _DENIALS as denied:
             return await self._reject_at_issuance(current, denied, actor), None
-        stored: list[CertificateRequest] = []
-
-        async def mark_issued(uow: UnitOfWork, certificate: Certificate) -> None:
-            saved = await uow.requests.transition(
-                approval.mark_issued(current, certificate.id, self._clock.now()), current
-            )
-            if saved is None:
-                raise _Superseded
-            stored.append(saved)
-
+        mark_issued = _MarkIssued(current, self._clock)
         try:
             certificate = await self._sign_and_store(
                 request, ca, template, csr, request_id=current.id, also=mark_issued
@@ -442,7 +459,8 @@ class EnrollmentService:
             # Someone else completed (or cancelled) it first; their outcome stands.
             return await self._complete(request_id, actor)
         await self._events.publish(_issued_event(request, certificate, current.id))
-        return stored[0], certificate
+        assert mark_issued.stored is not None
+        return mark_issued.stored, certificate
 
     async def _reject_at_issuance(
         self, current: CertificateRequest, denied: DomainError, actor: str

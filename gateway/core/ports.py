@@ -124,12 +124,20 @@ class UnitOfWork(Protocol):
     def requests(self) -> RequestRepository: ...
 
 
-class TransactionFactory(Protocol):
-    def transaction(
-        self, *, read_only: bool = False
-    ) -> AbstractAsyncContextManager[UnitOfWork]: ...
+# The unit of work a transaction factory hands out. The core needs only UnitOfWork; a
+# front-end that passes an in-transaction hook (InTransaction) gets the store's own, richer
+# one back, typed, instead of casting it.
+U_co = TypeVar("U_co", bound=UnitOfWork, covariant=True)
+U_contra = TypeVar("U_contra", bound=UnitOfWork, contravariant=True)
+# What an in-transaction hook needs of the unit of work: any view of it (a front-end
+# declares the repositories it writes, e.g. gateway.core.acme.AcmeUnitOfWork).
+W_contra = TypeVar("W_contra", contravariant=True)
 
-    async def cached(self, key: Hashable, load: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+
+class TransactionFactory(Protocol[U_co]):
+    def transaction(self, *, read_only: bool = False) -> AbstractAsyncContextManager[U_co]: ...
+
+    async def cached(self, key: Hashable, load: Callable[[U_co], Awaitable[T]]) -> T:
         """`load` run in a read-only transaction, memoized by `key` until the configuration
         changes (store.cache). Only for configuration reads returning immutable values."""
         ...
@@ -141,10 +149,18 @@ class Signer(Protocol):
     ) -> SignedCertificate: ...
 
 
-class RevocationListener(Protocol):
+class RevocationListener(Protocol[U_contra]):
     """Called inside the revoking transaction so the CRL is current when it commits."""
 
-    async def certificate_revoked(self, uow: UnitOfWork, certificate: Certificate) -> None: ...
+    async def certificate_revoked(self, uow: U_contra, certificate: Certificate) -> None: ...
+
+
+class InTransaction(Protocol[W_contra]):
+    """A front-end's own record of an issuance (an ACME order turning valid, a SCEP
+    transaction turning SUCCESS), written inside the transaction that stores the
+    certificate: both commit, or neither does. Raising rolls the issuance back."""
+
+    async def certificate_stored(self, uow: W_contra, certificate: Certificate) -> None: ...
 
 
 class EventPublisher(Protocol):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import cast
 
 from cryptography import x509
 
@@ -13,7 +12,6 @@ from gateway.config import PkiConfig
 from gateway.core.clock import SystemClock
 from gateway.core.errors import NotFound
 from gateway.core.model import Certificate, CrlRecord
-from gateway.core.ports import UnitOfWork
 from gateway.pki.crl import RevokedEntry, build_crl
 from gateway.pki.signer import CaSigner
 from store.db import Database, Tx
@@ -29,8 +27,8 @@ class CrlService:
         self._validity = timedelta(hours=config.crl_validity_hours)
         self._refresh = timedelta(hours=config.crl_refresh_hours)
 
-    async def certificate_revoked(self, uow: UnitOfWork, certificate: Certificate) -> None:
-        await self.rebuild(cast(Tx, uow), certificate.ca_id)
+    async def certificate_revoked(self, uow: Tx, certificate: Certificate) -> None:
+        await self.rebuild(uow, certificate.ca_id)
 
     async def rebuild(self, tx: Tx, ca_id: uuid.UUID) -> CrlRecord:
         ca = await tx.cas.get(ca_id)

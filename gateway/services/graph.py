@@ -21,7 +21,7 @@ from gateway.pki.verifier import SecretVerifier
 from gateway.services.approvals import approval_gate
 from gateway.services.crl import CrlService
 from gateway.targets import TargetResolver
-from store.db import Database
+from store.db import Database, Tx
 from store.migrate import upgrade
 
 
@@ -35,7 +35,7 @@ class Services:
     clock: SystemClock
     events: EventBus
     metrics: Metrics
-    enrollment: EnrollmentService
+    enrollment: EnrollmentService[Tx]
     crl: CrlService
     targets: TargetResolver
     # The one checker of scrypt-hashed secrets (API tokens, EST passphrases, SCEP static

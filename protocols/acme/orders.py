@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any
 
 from aiohttp import web
 
@@ -34,7 +34,6 @@ from gateway.core.errors import (
     PolicyDenied,
 )
 from gateway.core.model import Certificate, EnrollmentMethod, new_id
-from gateway.core.ports import UnitOfWork
 from protocols.acme import ari
 from protocols.acme.identifiers import check_identifiers
 from protocols.acme.messages import Finalize, NewOrder, OrderResource, decode, identifier_json
@@ -254,22 +253,7 @@ async def finalize(ctx: Ctx) -> web.Response:
         raise Problem("orderNotReady", "order is already being finalized")
     # The claim is committed before issuance, which runs in transactions of its own.
     await ctx.commit()
-    marked: list[uuid.UUID] = []
-
-    async def mark_valid(uow: UnitOfWork, certificate: Certificate) -> None:
-        # §7.4: the order turns valid in the transaction that stores its certificate, so
-        # no process ever sees one without the other. The composition root's unit of work
-        # is also an AcmeUnitOfWork (one transaction type serves every repository).
-        moved = await cast(AcmeUnitOfWork, uow).acme.set_order(
-            order.id,
-            status=OrderStatus.VALID,
-            expected=[OrderStatus.PROCESSING],
-            certificate_id=certificate.id,
-        )
-        if not moved:  # e.g. swept as stuck meanwhile: store no certificate for it
-            raise Problem("orderNotReady", "the order changed while it was being finalized")
-        marked.append(certificate.id)
-
+    mark_valid = _MarkValid(order.id)
     try:
         outcome = await ctx.deps.enrollment.enroll(
             EnrollmentRequest(
@@ -301,7 +285,7 @@ async def finalize(ctx: Ctx) -> web.Response:
         raise
     if isinstance(outcome, Issued):
         certificate_id = outcome.certificate.id
-        if certificate_id not in marked:
+        if mark_valid.certificate_id != certificate_id:
             # An identical request approved earlier was finished instead (the enrollment
             # core's Resume), so mark_valid did not run.
             async with ctx.work() as uow:
@@ -366,3 +350,24 @@ async def certificate(ctx: Ctx) -> web.Response:
     return web.Response(
         body=body.encode(), content_type="application/pem-certificate-chain", charset=None
     )
+
+
+class _MarkValid:
+    """RFC 8555 §7.4: the order turns valid in the transaction that stores its
+    certificate (gateway.core.ports.InTransaction), so no process ever sees one without the
+    other."""
+
+    def __init__(self, order_id: uuid.UUID) -> None:
+        self._order_id = order_id
+        self.certificate_id: uuid.UUID | None = None
+
+    async def certificate_stored(self, uow: AcmeUnitOfWork, certificate: Certificate) -> None:
+        moved = await uow.acme.set_order(
+            self._order_id,
+            status=OrderStatus.VALID,
+            expected=[OrderStatus.PROCESSING],
+            certificate_id=certificate.id,
+        )
+        if not moved:  # e.g. swept as stuck meanwhile: store no certificate for it
+            raise Problem("orderNotReady", "the order changed while it was being finalized")
+        self.certificate_id = certificate.id

@@ -31,7 +31,7 @@ from gateway.core.acme import (
 from gateway.core.enrollment import EnrollmentRequest, Issued, Pending
 from gateway.core.errors import DomainError
 from gateway.core.model import Certificate, RevocationReason
-from gateway.core.ports import Clock, UnitOfWork
+from gateway.core.ports import Clock, InTransaction
 from protocols.acme import jws as jwslib
 from protocols.acme import nonces
 from protocols.acme.problems import PROBLEM_JSON, Problem, malformed
@@ -50,7 +50,7 @@ class Enroller(Protocol):
         self,
         request: EnrollmentRequest,
         *,
-        also: Callable[[UnitOfWork, Certificate], Awaitable[None]] | None = None,
+        also: InTransaction[AcmeUnitOfWork] | None = None,
     ) -> Issued | Pending: ...
 
     async def revoke(

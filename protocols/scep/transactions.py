@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from typing import cast
 
 from cryptography import x509
 
@@ -27,7 +26,6 @@ from gateway.core.model import (
     Secret,
     new_id,
 )
-from gateway.core.ports import UnitOfWork
 from gateway.core.scep import (
     STALE_PROCESSING,
     CertRequest,
@@ -230,17 +228,7 @@ class ScepGateway:
         source_ip: str | None = None,
     ) -> Outcome:
         expected = record.state
-        marked: list[uuid.UUID] = []
-
-        async def mark_issued(uow: UnitOfWork, certificate: Certificate) -> None:
-            # The transaction's outcome commits with the certificate: a retry can never
-            # find a certificate without its record, nor a record moved on by another
-            # process (a stale claim taken over) get a second certificate.
-            issued = self._moved(record, TransactionState.ISSUED, certificate_id=certificate.id)
-            if not await cast(Tx, uow).scep.update(issued, expected):
-                raise _Moved
-            marked.append(certificate.id)
-
+        mark_issued = _MarkIssued(self, record)
         try:
             outcome = await self.services.enrollment.enroll(
                 EnrollmentRequest(
@@ -276,7 +264,7 @@ class ScepGateway:
                     await tx.scep.delete(record.id)
             raise
         if isinstance(outcome, Issued):
-            if outcome.certificate.id not in marked:
+            if mark_issued.certificate_id != outcome.certificate.id:
                 # Finished an earlier approved request (Resume): record it here.
                 issued = self._moved(
                     record, TransactionState.ISSUED, certificate_id=outcome.certificate.id
@@ -454,3 +442,24 @@ class ScepGateway:
 def _success(certificate: Certificate) -> Outcome:
     """RFC 8894 §3.3.2: the issued certificate comes first (clients take the first one)."""
     return Outcome.success(x509.load_pem_x509_certificate(certificate.certificate_pem.encode()))
+
+
+class _MarkIssued:
+    """The SCEP transaction's outcome commits with its certificate
+    (gateway.core.ports.InTransaction): a retry can never find a certificate without its
+    record, nor a record moved on by another process (a stale claim taken over) get a second
+    certificate."""
+
+    def __init__(self, gateway: ScepGateway, record: ScepTransaction) -> None:
+        self._gateway = gateway
+        self._record = record
+        self._expected = record.state
+        self.certificate_id: uuid.UUID | None = None
+
+    async def certificate_stored(self, uow: Tx, certificate: Certificate) -> None:
+        issued = self._gateway._moved(
+            self._record, TransactionState.ISSUED, certificate_id=certificate.id
+        )
+        if not await uow.scep.update(issued, self._expected):
+            raise _Moved
+        self.certificate_id = certificate.id

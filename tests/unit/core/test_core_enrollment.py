@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -68,6 +68,16 @@ PROJECT_ID = PROFILE.project_id
 APP = Application(uuid.UUID(int=10), PROJECT_ID, "payments", "Payments", "", NOW)
 REQUESTER_ID = uuid.UUID(int=100)
 APPROVER_ID = uuid.UUID(int=101)
+
+
+class Hook:
+    """A gateway.core.ports.InTransaction made of a plain coroutine function."""
+
+    def __init__(self, fn: Callable[[UnitOfWork, Certificate], Awaitable[None]]) -> None:
+        self._fn = fn
+
+    async def certificate_stored(self, uow: UnitOfWork, certificate: Certificate) -> None:
+        await self._fn(uow, certificate)
 
 
 class ScriptedGate:
@@ -400,7 +410,7 @@ async def test_refused_enrollment_stores_and_publishes_nothing(
         hook_calls.append(cert)
 
     with pytest.raises(error) as info:
-        await world.service().enroll(enrollment(**changes), also=also)
+        await world.service().enroll(enrollment(**changes), also=Hook(also))
 
     assert isinstance(info.value, DomainError)
     assert info.value.code == error.code
@@ -444,7 +454,7 @@ async def test_pending_issues_nothing(world: World) -> None:
     async def also(port: UnitOfWork, cert: Certificate) -> None:
         hook_calls.append(cert)
 
-    result = await world.service().enroll(enrollment(), also=also)
+    result = await world.service().enroll(enrollment(), also=Hook(also))
 
     assert result == pending
     assert world.signer.calls == []
@@ -488,7 +498,7 @@ async def test_resume_issues_the_approved_request(world: World) -> None:
     async def also(port: UnitOfWork, cert: Certificate) -> None:
         hook_calls.append(cert)
 
-    result = await world.service().enroll(enrollment(csr), also=also)
+    result = await world.service().enroll(enrollment(csr), also=Hook(also))
 
     assert isinstance(result, Issued)
     cert = result.certificate
@@ -671,7 +681,7 @@ async def test_duplicate_serial_is_re_signed_and_stored_once(world: World) -> No
     async def also(port: UnitOfWork, cert: Certificate) -> None:
         hook_calls.append(cert)
 
-    result = await world.service().enroll(enrollment(), also=also)
+    result = await world.service().enroll(enrollment(), also=Hook(also))
 
     assert isinstance(result, Issued)
     assert int(result.certificate.serial, 16) == taken_serial + 1
@@ -719,7 +729,7 @@ async def test_also_runs_inside_the_storing_transaction(world: World) -> None:
         )
         uow.stage(("order", cert.id))
 
-    result = await world.service().enroll(enrollment(), also=also)
+    result = await world.service().enroll(enrollment(), also=Hook(also))
 
     assert isinstance(result, Issued)
     cert = result.certificate
@@ -741,7 +751,7 @@ async def test_fail_raise_in_also_stores_nothing(world: World) -> None:
         raise Boom
 
     with pytest.raises(Boom):
-        await world.service().enroll(enrollment(), also=also)
+        await world.service().enroll(enrollment(), also=Hook(also))
 
     world.assert_nothing_happened()
     assert world.store.extra == []
