@@ -138,6 +138,13 @@ async def test_fail_bad_audit_query(gateway: Any, query: str) -> None:
     assert data["error"]["code"] == "invalid_input"
 
 
+@pytest.mark.parametrize("query", ["actor=%ED%A0%80", "q=%ff%fe", "action=%C0%80"])
+async def test_ok_undecodable_query_is_not_a_server_error(gateway: Any, query: str) -> None:
+    path = "/api/v1/audit" if not query.startswith("q=") else f"{DEMO}/certificates"
+    resp = await gateway.client.get(f"{path}?{query}", headers=gateway.auth)
+    assert resp.status in (200, 400), await resp.text()
+
+
 async def test_fail_nul_in_path_slug_is_404(gateway: Any) -> None:
     data = await gateway.get("/api/v1/applications/de%00mo/certificates", status=404)
     assert data["error"]["code"] == "not_found"
