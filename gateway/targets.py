@@ -1,11 +1,11 @@
 """The one resolver of enrollment targets (DESIGN.md, Layout).
 
-An *enrollment target* is what a request names: an application's attached profile in the
-active project (`/applications/{app}/profiles/{profile}/…`, EST's `{app}.{profile}` label),
-or a legacy profile by id (`/profiles/{profile_id}/…`, any project). REST and the three
-protocols resolve through here and nowhere else; the answer carries the project, the
-application (None for legacy), the profile, its CA and policy, and each method's typed
-settings (gateway.core.methods).
+An *enrollment target* (gateway.core.target) is what a request names: an application's
+attached profile in the active project (`/applications/{app}/profiles/{profile}/…`,
+EST's `{app}.{profile}` label), or a legacy profile by id (`/profiles/{profile_id}/…`,
+any project). REST and the three protocols resolve through here and nowhere else; the
+answer carries the project, the application (None for legacy), the profile, its CA and
+policy, and each method's typed settings (gateway.core.methods).
 
 Targets are configuration, read on every request: they go through the read cache
 (store.cache), which any write to those tables, from any process, invalidates.
@@ -15,66 +15,26 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
 
 from gateway.core.errors import NotFound
 from gateway.core.methods import MethodSettings
-from gateway.core.model import (
-    Application,
-    CertificateAuthority,
-    EnrollmentMethod,
-    Policy,
-    Profile,
-    ProfileAttachment,
-    Project,
-)
+from gateway.core.model import Application, Project
+from gateway.core.target import AttachedTarget, EnrollmentTarget
 from store.db import Database, Tx
+
+__all__ = [
+    "SLUG",
+    "AttachedTarget",
+    "EnrollmentTarget",
+    "NotAttached",
+    "TargetResolver",
+    "active_project",
+    "load_scoped",
+]
 
 # Application and profile slugs (DESIGN.md, URLs); always fullmatch: "$" would let a
 # trailing newline through.
 SLUG = re.compile(r"[a-z0-9-]{1,63}")
-
-
-@dataclass(frozen=True)
-class EnrollmentTarget:
-    project: Project
-    application: Application | None  # None: a legacy profile-scoped target
-    profile: Profile
-    attachment: ProfileAttachment | None  # None exactly when application is None
-    ca: CertificateAuthority | None  # None: the profile's CA no longer exists
-    policy: Policy | None
-    methods: MethodSettings
-
-    @property
-    def legacy(self) -> bool:
-        return self.application is None
-
-    @property
-    def label(self) -> str:
-        """For messages and logs: "app/profile", or the legacy profile's id."""
-        if self.application is None:
-            return str(self.profile.id)
-        return f"{self.application.slug}/{self.profile.slug}"
-
-    @property
-    def owner(self) -> str:
-        """Who a target's secrets and protocol state belong to ("attachment:<id>" or
-        "profile:<id>"); a protocol appends its own suffix."""
-        if self.attachment is None:
-            return f"profile:{self.profile.id}"
-        return f"attachment:{self.attachment.id}"
-
-    def enabled(self, method: EnrollmentMethod) -> bool:
-        settings = getattr(self.methods, method.value)
-        return bool(settings.enabled)
-
-
-@dataclass(frozen=True)
-class AttachedTarget(EnrollmentTarget):
-    """An application's attached profile (never legacy)."""
-
-    application: Application
-    attachment: ProfileAttachment
 
 
 class NotAttached(NotFound):
@@ -89,6 +49,29 @@ async def active_project(tx: Tx) -> Project:
     if project is None:
         raise NotFound("the organization has no active project")
     return project
+
+
+async def load_scoped(tx: Tx, app_slug: str, profile_slug: str) -> AttachedTarget:
+    """An attached profile read in the caller's own transaction (a change that has not
+    committed yet, e.g. the first-start bootstrap, sees its own rows); the resolver's cached
+    reads use the same function."""
+    project = await active_project(tx)
+    app = await tx.applications.get_by_slug(project.id, app_slug)
+    if app is None:
+        raise NotAttached(f"application '{app_slug}' not found")
+    profile = await tx.profiles.get_by_slug(project.id, profile_slug)
+    attachment = await tx.attachments.get(app.id, profile.id) if profile else None
+    if profile is None or attachment is None:
+        raise NotAttached(f"profile '{profile_slug}' is not attached to application '{app_slug}'")
+    return AttachedTarget(
+        project,
+        app,
+        profile,
+        attachment,
+        await tx.cas.get(profile.ca_id),
+        await tx.policies.get(profile.policy_id),
+        MethodSettings.from_stored(attachment.methods, f"{app_slug}/{profile_slug}"),
+    )
 
 
 class TargetResolver:
@@ -117,25 +100,7 @@ class TargetResolver:
             raise NotAttached("unknown application or profile")
 
         async def load(tx: Tx) -> AttachedTarget:
-            project = await active_project(tx)
-            app = await tx.applications.get_by_slug(project.id, app_slug)
-            if app is None:
-                raise NotAttached(f"application '{app_slug}' not found")
-            profile = await tx.profiles.get_by_slug(project.id, profile_slug)
-            attachment = await tx.attachments.get(app.id, profile.id) if profile else None
-            if profile is None or attachment is None:
-                raise NotAttached(
-                    f"profile '{profile_slug}' is not attached to application '{app_slug}'"
-                )
-            return AttachedTarget(
-                project,
-                app,
-                profile,
-                attachment,
-                await tx.cas.get(profile.ca_id),
-                await tx.policies.get(profile.policy_id),
-                MethodSettings.from_stored(attachment.methods, f"{app_slug}/{profile_slug}"),
-            )
+            return await load_scoped(tx, app_slug, profile_slug)
 
         return await self._db.cached(("target", app_slug, profile_slug), load)
 

@@ -29,7 +29,7 @@ async def _enrollment(request: web.Request, tx: Tx) -> scep_admin.Enrollment:
     target = await resolve(
         services(request), request.match_info["app"], request.match_info["profile"]
     )
-    return await scep_admin.for_target(tx, target)
+    return await scep_admin.for_target(tx, target.application, target.profile)
 
 
 async def get_settings(request: web.Request) -> web.Response:

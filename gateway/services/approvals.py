@@ -29,8 +29,8 @@ from store.repos.approvals import RequestFilter
 if TYPE_CHECKING:
     from gateway.core.clock import SystemClock
     from gateway.events.bus import EventBus
-    from gateway.services.certificates import Target
     from gateway.services.graph import Services
+    from gateway.targets import AttachedTarget
     from store.db import Database, Tx
 
 # Actor names of REST callers (gateway.api.common.actor): "principal:<name>".
@@ -122,7 +122,7 @@ async def _step(tx: Tx, raw: Any, index: int) -> ApprovalStep:
 
 
 async def parse_policy(
-    tx: Tx, target: Target, body: dict[str, Any], now: datetime
+    tx: Tx, target: AttachedTarget, body: dict[str, Any], now: datetime
 ) -> ApprovalPolicy:
     """The PUT body: {"steps": [{"approvers": [id or name, …], "required": n}, …],
     "bypass": [machine identity id or name, …], "request_ttl_hours": h}."""
@@ -164,7 +164,7 @@ def policy_summary(policy: ApprovalPolicy) -> dict[str, Any]:
     }
 
 
-async def get_policy(services: Services, target: Target) -> ApprovalPolicy:
+async def get_policy(services: Services, target: AttachedTarget) -> ApprovalPolicy:
     async with services.db.transaction(read_only=True) as tx:
         policy = await tx.approval_policies.get_for(target.application.id, target.profile.id)
     if policy is None:
@@ -175,7 +175,7 @@ async def get_policy(services: Services, target: Target) -> ApprovalPolicy:
 
 
 async def put_policy(
-    services: Services, target: Target, actor: Actor, body: dict[str, Any]
+    services: Services, target: AttachedTarget, actor: Actor, body: dict[str, Any]
 ) -> tuple[ApprovalPolicy, bool]:
     """Create or replace; (policy, created). Open requests are judged by the new steps."""
     now = services.clock.now()
@@ -203,7 +203,7 @@ async def put_policy(
     return saved, before is None
 
 
-async def delete_policy(services: Services, target: Target, actor: Actor) -> int:
+async def delete_policy(services: Services, target: AttachedTarget, actor: Actor) -> int:
     """Remove the policy; its open requests are cancelled (nobody could approve them any
     more). Returns how many were. Approved requests keep waiting for their certificate."""
     now = services.clock.now()

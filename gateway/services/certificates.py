@@ -26,6 +26,7 @@ from gateway.core.model import (
 from gateway.pki.keys import build_csr, generate_private_key, private_key_to_pem
 from gateway.services.audit import Actor
 from gateway.services.graph import Services
+from gateway.targets import AttachedTarget
 from store.db import Tx
 
 # Subject attributes accepted for server-side key generation, by short name.
@@ -41,21 +42,14 @@ _SUBJECT_OIDS = {
 
 
 @dataclass(frozen=True)
-class Target:
-    application: Application
-    profile: Profile
-
-
-@dataclass(frozen=True)
 class IssueResult:
     outcome: Issued | Pending
     private_key_pem: str | None = None
 
 
-async def resolve(services: Services, app_slug: str, profile_slug: str) -> Target:
-    """The (application, attached profile) pair a REST route names (gateway.targets)."""
-    target = await services.targets.scoped(app_slug, profile_slug)
-    return Target(target.application, target.profile)
+async def resolve(services: Services, app_slug: str, profile_slug: str) -> AttachedTarget:
+    """The attached profile a REST route names (gateway.targets)."""
+    return await services.targets.scoped(app_slug, profile_slug)
 
 
 async def resolve_application(services: Services, app_slug: str) -> Application:
@@ -138,7 +132,9 @@ async def needs_approval(
     return policy is not None and principal_id not in policy.bypass
 
 
-async def _refuse_keygen_under_approval(services: Services, target: Target, actor: Actor) -> None:
+async def _refuse_keygen_under_approval(
+    services: Services, target: AttachedTarget, actor: Actor
+) -> None:
     """A server-generated key is returned once, in the answer; under an approval policy the
     answer is 202 and the key would be lost, so such requests must bring their own CSR."""
     if await needs_approval(services, target.application, target.profile, actor.principal_id):
@@ -151,7 +147,7 @@ async def _refuse_keygen_under_approval(services: Services, target: Target, acto
 
 async def issue(
     services: Services,
-    target: Target,
+    target: AttachedTarget,
     actor: Actor,
     body: dict[str, Any],
     *,
@@ -244,7 +240,9 @@ async def renew(
         )
         request["subject"] = {_short_name(a.oid): str(a.value) for a in old_cert.subject} or None
         request["sans"] = [s for s in old.sans]
-    return await issue(services, Target(app, profile), actor, request, renewed_from=old.id)
+    # The profile must still be attached: renewal is an enrollment like any other.
+    target = await services.targets.scoped(app.slug, profile.slug)
+    return await issue(services, target, actor, request, renewed_from=old.id)
 
 
 def _short_name(oid: x509.ObjectIdentifier) -> str:

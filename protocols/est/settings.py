@@ -46,8 +46,9 @@ from gateway.pki.kms import secret_aad
 from gateway.pki.passwords import generate_secret, hash_secret
 from gateway.services.approvals import MAX_TTL_HOURS
 from gateway.services.audit import Actor, event
-from gateway.services.certificates import Target, needs_approval
+from gateway.services.certificates import needs_approval
 from gateway.services.graph import Services
+from gateway.targets import AttachedTarget, load_scoped
 from store.db import Tx
 
 log = logging.getLogger(__name__)
@@ -318,7 +319,7 @@ def keygen_owner(
 # ---- settings (REST API, bootstrap) ---------------------------------------------------
 
 
-async def _attachment(tx: Tx, target: Target) -> ProfileAttachment:
+async def _attachment(tx: Tx, target: AttachedTarget) -> ProfileAttachment:
     attachment = await tx.attachments.get(target.application.id, target.profile.id)
     if attachment is None:
         raise NotFound(f"profile '{target.profile.slug}' is not attached")
@@ -348,7 +349,7 @@ def _prefix(path: str) -> str:
     return path.rstrip("/")
 
 
-async def get_settings(services: Services, target: Target) -> dict[str, Any]:
+async def get_settings(services: Services, target: AttachedTarget) -> dict[str, Any]:
     async with services.db.transaction(read_only=True) as tx:
         attachment = await _attachment(tx, target)
         secret = await tx.secrets.get_by_owner(attachment_owner(attachment.id), PASSWORD_PURPOSE)
@@ -366,7 +367,7 @@ def merge(current: dict[str, Any] | None, body: dict[str, Any]) -> EstSettings:
 
 
 async def update_settings(
-    services: Services, tx: Tx, actor: Actor, target: Target, body: dict[str, Any]
+    services: Services, tx: Tx, actor: Actor, target: AttachedTarget, body: dict[str, Any]
 ) -> dict[str, Any]:
     attachment = await _attachment(tx, target)
     settings = merge(attachment.methods.get(EST), body)
@@ -412,7 +413,7 @@ async def store_password(
 
 
 async def set_password(
-    services: Services, tx: Tx, actor: Actor, target: Target, password: Any
+    services: Services, tx: Tx, actor: Actor, target: AttachedTarget, password: Any
 ) -> dict[str, str]:
     attachment = await _attachment(tx, target)
     plain = check_password(password)
@@ -504,7 +505,7 @@ async def bootstrap_est(
 ) -> dict[str, Any]:
     """Enable EST (Basic or client certificate) on the demo attachment and, if given, the
     legacy profile; returns the bootstrap.json keys (DESIGN.md, Contract)."""
-    target = Target(app, profile)
+    target = await load_scoped(tx, app.slug, profile.slug)
     await update_settings(services, tx, actor, target, {"enabled": True})
     new = await set_password(services, tx, actor, target, None)
     urls = target_urls(services, app, profile)

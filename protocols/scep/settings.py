@@ -40,7 +40,6 @@ from gateway.core.template import CertificateTemplate
 from gateway.pki.kms import secret_aad
 from gateway.pki.passwords import generate_secret, hash_secret
 from gateway.services.audit import Actor, event
-from gateway.services.certificates import Target
 from gateway.services.graph import Services
 from store.db import Tx
 
@@ -84,14 +83,14 @@ class Enrollment:
         return self.profile.project_id
 
 
-async def for_target(tx: Tx, target: Target) -> Enrollment:
-    attachment = await tx.attachments.get(target.application.id, target.profile.id)
+async def for_target(tx: Tx, application: Application, profile: Profile) -> Enrollment:
+    attachment = await tx.attachments.get(application.id, profile.id)
     if attachment is None:
-        raise NotFound(f"profile '{target.profile.slug}' is not attached")
+        raise NotFound(f"profile '{profile.slug}' is not attached")
     return Enrollment(
         attachment_owner(attachment.id),
-        target.profile,
-        target.application,
+        profile,
+        application,
         attachment.id,
         dict(attachment.methods.get(SCEP) or {}),
     )
@@ -358,9 +357,9 @@ async def bootstrap_scep(
 ) -> dict[str, Any]:
     """Enable SCEP with a static challenge on the demo attachment (and the legacy profile);
     returns the bootstrap.json keys (DESIGN.md, Contract)."""
-    new = await for_target(tx, Target(app, profile))
+    new = await for_target(tx, app, profile)
     new_view = await update(services, tx, actor, new, {"enabled": True})
-    new = await for_target(tx, Target(app, profile))
+    new = await for_target(tx, app, profile)
     data: dict[str, Any] = {
         "scep_url": new_view["urls"]["scep_url"],
         "scep_challenge": (await set_static_challenge(services, tx, actor, new, None))["challenge"],

@@ -42,7 +42,6 @@ from gateway.core.scep import (
     requester,
 )
 from gateway.pki.kms import secret_aad
-from gateway.services.certificates import Target
 from gateway.services.graph import Services
 from protocols.scep import settings as scep_admin
 from store.db import Tx
@@ -142,7 +141,7 @@ class ScepGateway:
     async def _enrollment(self, tx: Tx, target: ScepTarget) -> scep_admin.Enrollment:
         if target.application is None:
             return await scep_admin.for_profile(tx, target.profile.id)
-        return await scep_admin.for_target(tx, Target(target.application, target.profile))
+        return await scep_admin.for_target(tx, target.application, target.profile)
 
     # ---- PKCSReq / RenewalReq ---------------------------------------------------------
 

@@ -208,7 +208,7 @@ async def test_rotate_ra_without_grace(scep) -> None:
     old = await scep.ra()
     target = await resolve(scep.services, "demo", "tls-server")
     async with scep.services.db.transaction() as tx:
-        enrollment = await scep_admin.for_target(tx, target)
+        enrollment = await scep_admin.for_target(tx, target.application, target.profile)
         view = await scep_admin.rotate_ra(
             scep.services, tx, SYSTEM, enrollment, keep_previous=False
         )
@@ -230,7 +230,7 @@ async def test_rotate_ra_without_grace_through_rest(scep) -> None:
 async def _owner(scep) -> str:
     target = await resolve(scep.services, "demo", "tls-server")
     async with scep.services.db.transaction(read_only=True) as tx:
-        return (await scep_admin.for_target(tx, target)).owner
+        return (await scep_admin.for_target(tx, target.application, target.profile)).owner
 
 
 async def test_dynamic_challenge_cap(scep, monkeypatch) -> None:

@@ -79,7 +79,7 @@ async def test_fail_dynamic_challenge_expired(scep) -> None:
 async def _owner(scep) -> str:
     target = await resolve(scep.services, "demo", "tls-server")
     async with scep.services.db.transaction(read_only=True) as tx:
-        return (await scep_admin.for_target(tx, target)).owner
+        return (await scep_admin.for_target(tx, target.application, target.profile)).owner
 
 
 async def test_ok_concurrent_dynamic_challenge_exactly_one(scep) -> None:
