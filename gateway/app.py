@@ -30,8 +30,8 @@ from gateway.api import (
     scep_settings,
     system,
 )
-from gateway.api.common import api_middleware
-from gateway.api.routing import ROUTES, Route, register
+from gateway.api.common import api_middleware, standalone
+from gateway.api.routing import API_PREFIX, ROUTES, Route, register
 from gateway.appkeys import AUTH, CONFIG, CRL, SERVICES
 from gateway.bootstrap import bootstrap_if_empty, write_root_ca
 from gateway.config import Config
@@ -100,12 +100,16 @@ async def _crl_refresher(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(config: Config, *, background: bool = True) -> web.Application:
-    app = web.Application(
+    app = web.Application(client_max_size=config.server.max_body_bytes)
+    app[CONFIG] = config
+    # The REST API: a sub-application at /api/v1 with its own middleware; the root keeps
+    # health, metrics and PKI (wrapped in the same error form) and the protocols' routes.
+    api = web.Application(
         middlewares=[api_middleware], client_max_size=config.server.max_body_bytes
     )
-    app[CONFIG] = config
-    app[ROUTES] = {}
-    register(app, app[ROUTES], all_routes())
+    app[ROUTES] = api[ROUTES] = {}
+    register(app, app[ROUTES], all_routes(), api=api, wrap=standalone)
+    app.add_subapp(API_PREFIX, api)
     app.cleanup_ctx.append(_services_ctx)
     # The protocols' own routes: on the root app, outside the REST API's middleware; each
     # authenticates its clients itself (JWS, EST Basic/TLS, SCEP challenge).

@@ -17,7 +17,8 @@ _PATH = "/api/v1/applications/{app}/profiles/{profile}/acme"
 
 
 def _directory(request: web.Request, app: str, profile: str) -> str:
-    route = request.app.router["acme.app.directory"]
+    # The ACME routes live on the root app (protocols.acme.install), not the REST one.
+    route = request.match_info.apps[0].router["acme.app.directory"]
     return services(request).config.base_url + str(route.url_for(app=app, profile=profile))
 
 

@@ -89,10 +89,25 @@ def domain_error_response(err: DomainError) -> web.Response:
 
 @web.middleware
 async def api_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Request id, metrics, authentication/authorization and the one JSON error form."""
+    """The REST sub-application's middleware: request id, metrics, authentication and
+    authorization, validation against the route's models, and the one JSON error form."""
+    return await serve(request, handler)
+
+
+def standalone(handler: Any) -> Any:
+    """The same handling for a route of the table outside the sub-application (health,
+    metrics, PKI), without a middleware that the protocols' routes would pass through."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        return await serve(request, handler)
+
+    return wrapped
+
+
+async def serve(request: web.Request, handler: Any) -> web.StreamResponse:
     request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
     request[REQUEST_ID] = request_id
-    services = request.app[SERVICES]
+    services = request.config_dict[SERVICES]
     started = time.perf_counter()
     route_name = getattr(request.match_info.route, "name", None) or "unmatched"
     try:
@@ -119,9 +134,9 @@ async def api_middleware(request: web.Request, handler: Any) -> web.StreamRespon
 
 
 async def _dispatch(request: web.Request, handler: Any, route_name: str) -> web.StreamResponse:
-    route = request.app[ROUTES].get(route_name)
+    route = request.config_dict[ROUTES].get(route_name)
     if route is not None and route.permission is not Permission.PUBLIC:
-        auth = await request.app[AUTH].authenticate(request.headers.get("Authorization"))
+        auth = await request.config_dict[AUTH].authenticate(request.headers.get("Authorization"))
         request[PRINCIPAL] = auth
         _check_slugs(request)
         access = await authorize(request, auth, route.permission)
@@ -260,7 +275,7 @@ async def authorize(
 
 
 def services(request: web.Request) -> Services:
-    return request.app[SERVICES]
+    return request.config_dict[SERVICES]
 
 
 def actor(request: web.Request) -> Actor:

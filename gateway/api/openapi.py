@@ -164,7 +164,7 @@ _built: dict[int, tuple[dict[str, Route], bytes]] = {}
 
 async def openapi_json(request: web.Request) -> web.Response:
     # The table is fixed once the app is built: generate the document once per table.
-    table = request.app[ROUTES]
+    table = request.config_dict[ROUTES]
     cached = _built.get(id(table))
     if cached is None or cached[0] is not table:
         cached = (table, json.dumps(document(list(table.values()))).encode())

@@ -61,7 +61,21 @@ class Route:
     schemas: dict[int, type[BaseModel]] = field(default_factory=dict)
 
 
-def register(app: web.Application, table: dict[str, Route], routes: list[Route]) -> None:
+API_PREFIX = "/api/v1"
+
+
+def register(
+    app: web.Application,
+    table: dict[str, Route],
+    routes: list[Route],
+    api: web.Application | None = None,
+    wrap: Callable[[Handler], Handler] | None = None,
+) -> None:
+    """Add the routes: those under API_PREFIX to the REST sub-application `api` (mounted at
+    API_PREFIX, with its own middleware), the others (health, metrics, PKI) to `app`, each
+    handler wrapped by `wrap` (the REST error form without the sub-application's middleware).
+    REST route names are also declared on the root router, without handlers, so `url_for`
+    by name works from the root app for every route of the table."""
     for route in routes:
         if route.name in table:
             raise RuntimeError(f"route name {route.name} is declared twice")
@@ -89,7 +103,16 @@ def register(app: web.Application, table: dict[str, Route], routes: list[Route])
                 },
             )
         table[route.name] = route
-        app.router.add_route(route.method, route.path, route.handler, name=route.name)
+        if api is not None and route.path.startswith(API_PREFIX + "/"):
+            api.router.add_route(
+                route.method, route.path.removeprefix(API_PREFIX), route.handler, name=route.name
+            )
+            # A name-only resource: it has no routes, so it never answers a request (the
+            # sub-application does); it only builds URLs.
+            app.router.add_resource(route.path, name=route.name)
+        else:
+            handler = wrap(route.handler) if wrap is not None else route.handler
+            app.router.add_route(route.method, route.path, handler, name=route.name)
 
 
 ROUTES = web.AppKey("routes", dict[str, Route])
