@@ -17,11 +17,14 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cryptography import x509
 
-from gateway.core.model import Application, Certificate, Profile, RequestState
+from gateway.core.model import Certificate, RequestState
+
+if TYPE_CHECKING:  # gateway.core.target imports this module's settings types
+    from gateway.core.target import EnrollmentTarget
 
 # --- enums (RFC 8555 §7.1.6 status values, §7.1.3 identifier types) -----------------------
 
@@ -88,7 +91,7 @@ class Identifier:
 @dataclass(frozen=True)
 class Account:
     id: uuid.UUID
-    scope: str  # which directory the account belongs to (see AcmeEndpoint.scope)
+    scope: str  # which directory the account belongs to (its EnrollmentTarget.owner)
     thumbprint: str  # RFC 7638 JWK thumbprint, base64url
     jwk: dict[str, Any]
     status: AccountStatus
@@ -362,28 +365,15 @@ def expire(order: Order, statuses: Iterable[AuthzStatus], now: datetime) -> Orde
 # --- endpoint and ports ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class AcmeEndpoint:
-    """One ACME directory: an application's attached profile, or a legacy profile."""
-
-    scope: str  # "attachment:<uuid>" or "profile:<uuid>"; accounts live in one scope
-    profile: Profile
-    application: Application | None
-    eab_required: bool
-    validation_networks: tuple[str, ...]
-    challenge_types: tuple[ChallengeType, ...]
-    terms_of_service: str | None = None
-
-
 class EndpointResolver(Protocol):
-    async def scoped(self, app_slug: str, profile_slug: str) -> AcmeEndpoint | None: ...
+    async def scoped(self, app_slug: str, profile_slug: str) -> EnrollmentTarget | None: ...
 
-    async def legacy(self, profile_id: uuid.UUID) -> AcmeEndpoint | None: ...
+    async def legacy(self, profile_id: uuid.UUID) -> EnrollmentTarget | None: ...
 
-    async def eab_key(self, endpoint: AcmeEndpoint, kid: str) -> bytes | None:
+    async def eab_key(self, target: EnrollmentTarget, kid: str) -> bytes | None:
         """The HMAC key of an EAB key id valid for this endpoint, or None."""
 
-    async def nonce_key(self, endpoint: AcmeEndpoint) -> bytes:
+    async def nonce_key(self, target: EnrollmentTarget) -> bytes:
         """The key that authenticates this endpoint's nonces (RFC 8555 §6.5), the same in
         every process serving it; made on first use."""
 

@@ -27,9 +27,9 @@ async def directory(ctx: Ctx) -> web.Response:
     profile, or the legacy profile), so there is nothing to choose between; a client picks
     a profile by picking its directory, and newOrder refuses a `profile` field
     (orders.new_order)."""
-    meta: dict[str, Any] = {"externalAccountRequired": ctx.endpoint.eab_required}
-    if ctx.endpoint.terms_of_service:
-        meta["termsOfService"] = ctx.endpoint.terms_of_service
+    meta: dict[str, Any] = {"externalAccountRequired": ctx.target.methods.acme.eab_required}
+    if ctx.target.methods.acme.terms_of_service:
+        meta["termsOfService"] = ctx.target.methods.acme.terms_of_service
     body = {
         "newNonce": ctx.url("new-nonce"),
         "newAccount": ctx.url("new-account"),
@@ -76,7 +76,7 @@ async def new_account(ctx: Ctx) -> web.Response:
         raise malformed("newAccount must be signed with a jwk, not a kid (RFC 8555 §6.2)")
     payload = decode(NewAccount, verified.jws.payload())
     thumbprint = jwslib.thumbprint(verified.jwk)
-    existing = await ctx.uow.acme.find_account(ctx.endpoint.scope, thumbprint)
+    existing = await ctx.uow.acme.find_account(ctx.target.owner, thumbprint)
     if existing is not None:  # §7.3.1: the key is already registered
         if existing.status is not AccountStatus.VALID:
             raise Problem("unauthorized", f"account is {existing.status.value}")
@@ -84,7 +84,7 @@ async def new_account(ctx: Ctx) -> web.Response:
         return json_response(ctx, account_json(ctx, existing), location=location)
     if payload.only_return_existing:
         raise Problem("accountDoesNotExist", "no account exists with this key")
-    terms = ctx.endpoint.terms_of_service
+    terms = ctx.target.methods.acme.terms_of_service
     if terms and payload.terms_of_service_agreed is not True:
         # §7.3: agreement is shown by termsOfServiceAgreed: true; the Link is how §7.3.3
         # points a client at the terms it must agree to.
@@ -96,7 +96,7 @@ async def new_account(ctx: Ctx) -> web.Response:
     eab_kid = await _check_eab(ctx, verified, payload.external_account_binding)
     account = Account(
         id=new_id(),
-        scope=ctx.endpoint.scope,
+        scope=ctx.target.owner,
         thumbprint=thumbprint,
         jwk=verified.jwk,
         status=AccountStatus.VALID,
@@ -114,7 +114,7 @@ async def _check_eab(ctx: Ctx, verified: Verified, binding: Any) -> str | None:
     """RFC 8555 §7.3.4: a JWS MAC'ed with the EAB key, kid = key id, url = newAccount URL,
     payload = the account's JWK."""
     if binding is None:
-        if ctx.endpoint.eab_required:
+        if ctx.target.methods.acme.eab_required:
             raise Problem("externalAccountRequired", "this directory needs externalAccountBinding")
         return None
     inner = jwslib.parse_inner(binding, "externalAccountBinding")
@@ -128,7 +128,7 @@ async def _check_eab(ctx: Ctx, verified: Verified, binding: Any) -> str | None:
     bound = inner.payload()
     if jwslib.thumbprint(bound) != jwslib.thumbprint(verified.jwk):
         raise malformed("externalAccountBinding payload must be the account key")
-    key = await ctx.deps.endpoints.eab_key(ctx.endpoint, kid)
+    key = await ctx.deps.endpoints.eab_key(ctx.target, kid)
     if key is None:
         raise Problem("unauthorized", "unknown externalAccountBinding kid")
     jwslib.verify_mac(inner, key)
@@ -183,7 +183,7 @@ async def key_change(ctx: Ctx) -> web.Response:
     if jwslib.thumbprint(change.old_key) != current.thumbprint:
         raise Problem("unauthorized", "keyChange oldKey is not the account's key")
     thumbprint = jwslib.thumbprint(new_jwk)
-    clash = await ctx.uow.acme.find_account(ctx.endpoint.scope, thumbprint)
+    clash = await ctx.uow.acme.find_account(ctx.target.owner, thumbprint)
     if clash is not None:
         location = ctx.url("account", account_id=str(clash.id))
         raise Problem(

@@ -57,7 +57,7 @@ async def _by_cert_id(ctx: Ctx, value: str) -> Certificate | None:
     serial = _serial_from_cert_id(value)
     async with ctx.work(read_only=True) as uow:
         cert = await uow.certificates.get_by_serial(serial)
-    if cert is None or cert.profile_id != ctx.endpoint.profile.id:
+    if cert is None or cert.profile_id != ctx.target.profile.id:
         return None
     if cert_id(x509.load_pem_x509_certificate(cert.certificate_pem.encode())) != value:
         return None
@@ -128,7 +128,7 @@ async def revoke_cert(ctx: Ctx) -> web.Response:
     uow = ctx.uow
     cert = await uow.certificates.get_by_serial(format(leaf.serial_number, "x"))
     order = await uow.acme.find_order_by_certificate(cert.id) if cert else None
-    if cert is None or cert.profile_id != ctx.endpoint.profile.id:
+    if cert is None or cert.profile_id != ctx.target.profile.id:
         raise not_found("certificate")
     stored = x509.load_pem_x509_certificate(cert.certificate_pem.encode())
     if stored.public_bytes(Encoding.DER) != der:

@@ -14,7 +14,6 @@ from aiohttp import web
 
 from gateway.core import acme as rules
 from gateway.core.acme import (
-    AcmeEndpoint,
     AcmeUnitOfWork,
     Authorization,
     AuthzStatus,
@@ -24,6 +23,7 @@ from gateway.core.acme import (
     OrderStatus,
 )
 from gateway.core.acme import Problem as StoredProblem
+from gateway.core.target import EnrollmentTarget
 from protocols.acme import validators
 from protocols.acme.messages import (
     AuthorizationResource,
@@ -122,7 +122,7 @@ async def challenge(ctx: Ctx) -> web.Response:
             await ctx.commit()
             found = replace(found, status=ChallengeStatus.PROCESSING, started_at=now)
             key_auth = rules.key_authorization(found.token, account.thumbprint)
-            task = ctx.server.spawn(_validate(ctx.server, ctx.endpoint, authz, found, key_auth))
+            task = ctx.server.spawn(_validate(ctx.server, ctx.target, authz, found, key_auth))
             # §7.5.1 lets the answer show the challenge as it is when answered. A validation
             # that ends within ANSWER_WAIT (the usual case on a private network) is shown
             # ended, so the client's first poll finds the authorization settled; a slower
@@ -137,7 +137,7 @@ async def challenge(ctx: Ctx) -> web.Response:
 
 async def _validate(
     server: AcmeServer,
-    endpoint: AcmeEndpoint,
+    target: EnrollmentTarget,
     authz: Authorization,
     challenge: Challenge,
     key_auth: str,
@@ -155,7 +155,7 @@ async def _validate(
                 challenge.token,
                 key_auth,
                 settings,
-                endpoint.validation_networks,
+                target.methods.acme.effective_networks,
                 http=server.http_session() if challenge.type is ChallengeType.HTTP_01 else None,
             )
             failure = None

@@ -100,7 +100,7 @@ async def new_order(ctx: Ctx) -> web.Response:
     authorizations = []
     refused: list[Subproblem] = []
     for identifier in identifiers:
-        types = rules.challenge_types_for(identifier, ctx.endpoint.challenge_types)
+        types = rules.challenge_types_for(identifier, ctx.target.methods.acme.effective_challenges)
         if not types:
             refused.append(
                 Subproblem("rejectedIdentifier", "no enabled challenge can prove it", identifier)
@@ -257,8 +257,8 @@ async def finalize(ctx: Ctx) -> web.Response:
     try:
         outcome = await ctx.deps.enrollment.enroll(
             EnrollmentRequest(
-                profile=ctx.endpoint.profile,
-                application=ctx.endpoint.application,
+                profile=ctx.target.profile,
+                application=ctx.target.application,
                 csr=csr,
                 requester=f"acme:{account.id}",
                 method=EnrollmentMethod.ACME,

@@ -22,7 +22,6 @@ from aiohttp import web
 from gateway.core.acme import (
     Account,
     AccountStatus,
-    AcmeEndpoint,
     AcmeTransactions,
     AcmeUnitOfWork,
     EndpointResolver,
@@ -32,6 +31,7 @@ from gateway.core.enrollment import EnrollmentRequest, Issued, Pending
 from gateway.core.errors import DomainError
 from gateway.core.model import Certificate, RevocationReason
 from gateway.core.ports import Clock, InTransaction
+from gateway.core.target import EnrollmentTarget
 from protocols.acme import jws as jwslib
 from protocols.acme import nonces
 from protocols.acme.problems import PROBLEM_JSON, Problem, malformed
@@ -154,7 +154,7 @@ class Ctx:
     server: AcmeServer
     request: web.Request
     kind: str
-    endpoint: AcmeEndpoint
+    target: EnrollmentTarget
     headers: dict[str, str] = field(default_factory=dict)
     _tx: AbstractAsyncContextManager[AcmeUnitOfWork] | None = None
     _uow: AcmeUnitOfWork | None = None
@@ -287,7 +287,7 @@ def iso(value: datetime | None) -> str | None:
 async def new_nonce(ctx: Ctx) -> str:
     """RFC 8555 §6.5: an unpredictable value any process can check (protocols.acme.nonces);
     nothing is stored until it is used."""
-    return nonces.issue(await ctx.deps.endpoints.nonce_key(ctx.endpoint), ctx.server.now())
+    return nonces.issue(await ctx.deps.endpoints.nonce_key(ctx.target), ctx.server.now())
 
 
 def endpoint(server: AcmeServer, kind: str, handler: Handler, *, nonce: bool = True) -> Any:
@@ -342,7 +342,7 @@ def _problem_response(problem: Problem) -> web.Response:
     return response
 
 
-async def _resolve(server: AcmeServer, request: web.Request, kind: str) -> AcmeEndpoint:
+async def _resolve(server: AcmeServer, request: web.Request, kind: str) -> EnrollmentTarget:
     resolver = server.deps.endpoints
     if kind == APP:
         found = await resolver.scoped(request.match_info["app"], request.match_info["profile"])
@@ -374,7 +374,7 @@ async def verify_post(ctx: Ctx, *, use_jwk: bool = False) -> Verified:
     if not isinstance(nonce, str) or not nonce:
         raise Problem("badNonce", "JWS has no nonce")  # §6.5.1
     # Before the transaction opens: making the key (first use) is a transaction itself.
-    key = await ctx.deps.endpoints.nonce_key(ctx.endpoint)
+    key = await ctx.deps.endpoints.nonce_key(ctx.target)
     keep_until = nonces.accept(key, nonce, ctx.server.now())
     if keep_until is None or not await ctx.use_nonce(nonce, keep_until):
         raise Problem("badNonce", "nonce is unknown, expired or already used")
@@ -410,7 +410,7 @@ async def account_for_kid(ctx: Ctx, kid: Any) -> Account:
     account = await ctx.uow.acme.get_account(account_id) if account_id is not None else None
     if (
         account is None
-        or account.scope != ctx.endpoint.scope
+        or account.scope != ctx.target.owner
         or kid != ctx.url("account", account_id=str(account.id))
     ):
         raise Problem("accountDoesNotExist", "no account with this kid in this directory")

@@ -24,7 +24,6 @@ from aiohttp import web
 
 from gateway.appkeys import SERVICES
 from gateway.core.acme import (
-    AcmeEndpoint,
     ApprovalOutcome,
 )
 from gateway.core.errors import Conflict, NotFound
@@ -73,21 +72,9 @@ def check_settings(raw: Any) -> dict[str, Any]:
     return dict(raw)
 
 
-def _endpoint(target: EnrollmentTarget) -> AcmeEndpoint | None:
-    settings = target.methods.acme
-    if not settings.enabled:
-        return None
-    attachment = target.attachment
-    scope = attachment_scope(attachment) if attachment else legacy_scope(target.profile)
-    return AcmeEndpoint(
-        scope=scope,
-        profile=target.profile,
-        application=target.application,
-        eab_required=settings.eab_required,
-        validation_networks=settings.effective_networks,
-        challenge_types=settings.effective_challenges,
-        terms_of_service=settings.terms_of_service,
-    )
+def _served(target: EnrollmentTarget) -> EnrollmentTarget | None:
+    """The target when ACME is enabled there, else None (no directory)."""
+    return target if target.methods.acme.enabled else None
 
 
 class Endpoints:
@@ -100,22 +87,22 @@ class Endpoints:
         self._services = services
         self._keys: dict[uuid.UUID, bytes] = {}  # decrypted secrets by secret id
 
-    async def scoped(self, app_slug: str, profile_slug: str) -> AcmeEndpoint | None:
+    async def scoped(self, app_slug: str, profile_slug: str) -> EnrollmentTarget | None:
         try:
             target = await self._services.targets.scoped(app_slug, profile_slug)
         except NotFound:
             return None
-        return _endpoint(target)
+        return _served(target)
 
-    async def legacy(self, profile_id: uuid.UUID) -> AcmeEndpoint | None:
+    async def legacy(self, profile_id: uuid.UUID) -> EnrollmentTarget | None:
         try:
             target = await self._services.targets.legacy(profile_id)
         except NotFound:
             return None
-        return _endpoint(target)
+        return _served(target)
 
-    async def eab_key(self, endpoint: AcmeEndpoint, kid: str) -> bytes | None:
-        owner = _owner(endpoint.scope)
+    async def eab_key(self, target: EnrollmentTarget, kid: str) -> bytes | None:
+        owner = _owner(target.owner)
         secret = await self._secret(owner, EAB_PURPOSE)
         if secret is None:
             return None
@@ -124,11 +111,11 @@ class Endpoints:
             return None
         return _b64decode(stored["key"])
 
-    async def nonce_key(self, endpoint: AcmeEndpoint) -> bytes:
+    async def nonce_key(self, target: EnrollmentTarget) -> bytes:
         """One key per project (protocols.acme.nonces), so every process serving any of its
         directories accepts the nonces of the others; stored like every other secret,
         encrypted under the project's KMS key."""
-        project_id = endpoint.profile.project_id
+        project_id = target.profile.project_id
         owner = _nonce_owner(project_id)
         secret = await self._secret(owner, NONCE_PURPOSE)
         if secret is None:
