@@ -20,8 +20,9 @@ from gateway.api.common import (
     path_uuid,
     services,
 )
-from gateway.api.routing import Permission, Route
+from gateway.api.routing import Handler, Permission, Route
 from gateway.core import csr as csr_lib
+from gateway.core.approval import Decision
 from gateway.core.errors import BadCSR
 from gateway.core.model import ApprovalPolicy, Certificate, CertificateRequest
 from gateway.services import approvals as appr
@@ -158,34 +159,22 @@ async def get_request(request: web.Request) -> web.Response:
     )
 
 
-async def approve(request: web.Request) -> web.Response:
-    comment = appr.decision_comment(await _optional_body(request), required=False)
-    svc = services(request)
-    app = await resolve_application(svc, request.match_info["app"])
-    decided = await appr.approve(
-        svc, app, path_uuid(request, "request_id"), _decider(request), comment
-    )
-    return web.json_response(request_json(decided))
+def _decide(decision: Decision) -> Handler:
+    """One handler for approve, reject and cancel (the decision is the route's)."""
 
+    async def handler(request: web.Request) -> web.Response:
+        # approve and cancel may come without a body (curl -X POST); reject needs a comment.
+        reader = json_body if decision is Decision.REJECT else _optional_body
+        body = await reader(request)
+        comment = appr.decision_comment(body, decision)
+        svc = services(request)
+        app = await resolve_application(svc, request.match_info["app"])
+        decided = await appr.decide(
+            svc, app, path_uuid(request, "request_id"), decision, _decider(request), comment
+        )
+        return web.json_response(request_json(decided))
 
-async def reject(request: web.Request) -> web.Response:
-    comment = appr.decision_comment(await json_body(request), required=True)
-    svc = services(request)
-    app = await resolve_application(svc, request.match_info["app"])
-    decided = await appr.reject(
-        svc, app, path_uuid(request, "request_id"), _decider(request), comment
-    )
-    return web.json_response(request_json(decided))
-
-
-async def cancel(request: web.Request) -> web.Response:
-    comment = appr.decision_comment(await _optional_body(request), required=False)
-    svc = services(request)
-    app = await resolve_application(svc, request.match_info["app"])
-    decided = await appr.cancel(
-        svc, app, path_uuid(request, "request_id"), _decider(request), comment
-    )
-    return web.json_response(request_json(decided))
+    return handler
 
 
 def routes() -> list[Route]:
@@ -245,7 +234,7 @@ def routes() -> list[Route]:
         Route(
             "POST",
             one + "/approve",
-            approve,
+            _decide(Decision.APPROVE),
             "requests.approve",
             Permission.APP_ISSUE,
             "Approve the current step (approvers named in it only)",
@@ -256,7 +245,7 @@ def routes() -> list[Route]:
         Route(
             "POST",
             one + "/reject",
-            reject,
+            _decide(Decision.REJECT),
             "requests.reject",
             Permission.APP_ISSUE,
             "Reject a request, saying why (approvers of the current step only)",
@@ -266,7 +255,7 @@ def routes() -> list[Route]:
         Route(
             "POST",
             one + "/cancel",
-            cancel,
+            _decide(Decision.CANCEL),
             "requests.cancel",
             # The requester's own act (the core checks that), but inside the application: a
             # requester who lost every role there can no longer reach it.

@@ -10,6 +10,7 @@ land. `PolicyApprovalGate` is the ApprovalGate the enrollment core consults.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import hashlib
 import logging
 import uuid
@@ -72,6 +73,22 @@ _TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
 # States in which a request still stands for its CSR: a repeated enrollment of the same CSR
 # joins it instead of opening another (EST/SCEP clients resend the request while polling).
 LIVE_STATES = (RequestState.OPEN, RequestState.APPROVED)
+
+
+class Decision(enum.StrEnum):
+    """What a principal decides about a request: an approver approves (one step at a time)
+    or rejects; the requester cancels."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+    CANCEL = "cancel"
+
+    @property
+    def action(self) -> str:
+        """The audit action it records."""
+        return {"approve": "request.approved", "reject": "request.rejected"}.get(
+            self.value, "request.cancelled"
+        )
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from cryptography import x509
 
 from gateway.core import approval
 from gateway.core import csr as csr_lib
-from gateway.core.approval import Pending, Resume
+from gateway.core.approval import Decision, Pending, Resume
 from gateway.core.decisions import RequestDecisions, load_request
 from gateway.core.errors import (
     BadCSR,
@@ -63,6 +63,7 @@ from gateway.core.template import CertificateTemplate
 __all__ = [
     "ApprovalGate",
     "AutoApprove",
+    "Decision",
     "EnrollmentRequest",
     "EnrollmentService",
     "Issued",
@@ -280,9 +281,10 @@ class EnrollmentService(Generic[U]):
 
     # --- approval (issue 3) ----------------------------------------------------------------
 
-    async def approve(
+    async def decide(
         self,
         request_id: uuid.UUID,
+        decision: Decision,
         principal_id: uuid.UUID,
         comment: str = "",
         *,
@@ -290,9 +292,10 @@ class EnrollmentService(Generic[U]):
         source_ip: str | None = None,
         application_id: uuid.UUID | None = None,
     ) -> CertificateRequest:
-        """Record one approval; when it approves the request, issue its certificate.
+        """Record one decision about a request (gateway.core.approval holds the rules).
 
-        Approving a request that is already approved when the call comes retries its
+        Approving records one approval; when that approves the request, its certificate is
+        issued. Approving a request already approved when the call comes retries its
         issuance (it stays approved when the CA cannot sign, e.g. disabled); issuance errors
         do not undo the approval. A caller who loses a race for the last approval gets
         request_closed: their approval was not recorded, and the winner issues.
@@ -304,6 +307,10 @@ class EnrollmentService(Generic[U]):
         ) -> CertificateRequest | None:
             nonlocal reads
             reads += 1
+            if decision is Decision.REJECT:
+                return approval.reject(current, policy, principal_id, now, comment)
+            if decision is Decision.CANCEL:
+                return approval.cancel(current, principal_id, now, comment)
             if current.state is RequestState.APPROVED and reads == 1:
                 return None  # decided before this call: only the issuance is left to do
             return approval.record_approval(current, policy, principal_id, now, comment)
@@ -312,12 +319,12 @@ class EnrollmentService(Generic[U]):
             request_id,
             application_id,
             decide,
-            "request.approved",
+            decision.action,
             actor,
             source_ip=source_ip,
             comment=comment,
         )
-        if decided.state is not RequestState.APPROVED:
+        if decision is not Decision.APPROVE or decided.state is not RequestState.APPROVED:
             return decided
         try:
             issued, _ = await self._complete(decided.id, actor)
@@ -326,56 +333,6 @@ class EnrollmentService(Generic[U]):
             async with self._tx.transaction(read_only=True) as uow:
                 return await load_request(uow, decided.id)
         return issued
-
-    async def reject(
-        self,
-        request_id: uuid.UUID,
-        principal_id: uuid.UUID,
-        comment: str,
-        *,
-        actor: str,
-        source_ip: str | None = None,
-        application_id: uuid.UUID | None = None,
-    ) -> CertificateRequest:
-        def decide(
-            current: CertificateRequest, policy: ApprovalPolicy | None, now: datetime
-        ) -> CertificateRequest:
-            return approval.reject(current, policy, principal_id, now, comment)
-
-        return await self._decisions.decide(
-            request_id,
-            application_id,
-            decide,
-            "request.rejected",
-            actor,
-            source_ip=source_ip,
-            comment=comment,
-        )
-
-    async def cancel(
-        self,
-        request_id: uuid.UUID,
-        principal_id: uuid.UUID,
-        comment: str = "",
-        *,
-        actor: str,
-        source_ip: str | None = None,
-        application_id: uuid.UUID | None = None,
-    ) -> CertificateRequest:
-        def decide(
-            current: CertificateRequest, policy: ApprovalPolicy | None, now: datetime
-        ) -> CertificateRequest:
-            return approval.cancel(current, principal_id, now, comment)
-
-        return await self._decisions.decide(
-            request_id,
-            application_id,
-            decide,
-            "request.cancelled",
-            actor,
-            source_ip=source_ip,
-            comment=comment,
-        )
 
     async def fetch_request(
         self, request_id: uuid.UUID, *, application_id: uuid.UUID | None = None

@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from gateway.core.approval import PolicyApprovalGate, ResolveRequester, request_event, withdraw
+from gateway.core.approval import (
+    Decision,
+    PolicyApprovalGate,
+    ResolveRequester,
+    request_event,
+    withdraw,
+)
 from gateway.core.errors import InvalidInput, NotFound
 from gateway.core.model import (
     Application,
@@ -293,7 +299,9 @@ async def get_request(
     return await services.enrollment.fetch_request(request_id, application_id=app.id)
 
 
-def decision_comment(body: dict[str, Any], *, required: bool) -> str:
+def decision_comment(body: dict[str, Any], decision: Decision) -> str:
+    """The comment of a decision; a rejection must say why."""
+    required = decision is Decision.REJECT
     _unknown_keys(body, _DECISION_KEYS, "the request body")
     comment = body.get("comment", "")
     if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
@@ -311,37 +319,18 @@ class Decider:
     actor: Actor
 
 
-async def approve(
-    services: Services, app: Application, request_id: uuid.UUID, who: Decider, comment: str
+async def decide(
+    services: Services,
+    app: Application,
+    request_id: uuid.UUID,
+    decision: Decision,
+    who: Decider,
+    comment: str,
 ) -> CertificateRequest:
-    return await services.enrollment.approve(
+    """Approve, reject or cancel a request of `app` (gateway.core.approval.Decision)."""
+    return await services.enrollment.decide(
         request_id,
-        who.principal_id,
-        comment,
-        actor=who.actor.name,
-        source_ip=who.actor.source_ip,
-        application_id=app.id,
-    )
-
-
-async def reject(
-    services: Services, app: Application, request_id: uuid.UUID, who: Decider, comment: str
-) -> CertificateRequest:
-    return await services.enrollment.reject(
-        request_id,
-        who.principal_id,
-        comment,
-        actor=who.actor.name,
-        source_ip=who.actor.source_ip,
-        application_id=app.id,
-    )
-
-
-async def cancel(
-    services: Services, app: Application, request_id: uuid.UUID, who: Decider, comment: str
-) -> CertificateRequest:
-    return await services.enrollment.cancel(
-        request_id,
+        decision,
         who.principal_id,
         comment,
         actor=who.actor.name,

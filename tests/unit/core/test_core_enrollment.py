@@ -26,7 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from gateway.core import enrollment as enrollment_module
-from gateway.core.approval import PolicyApprovalGate
+from gateway.core.approval import Decision, PolicyApprovalGate
 from gateway.core.enrollment import (
     EnrollmentRequest,
     EnrollmentService,
@@ -653,7 +653,9 @@ async def test_approval_flow_with_the_policy_gate(world: World) -> None:
     assert len(world.store.requests) == 1
 
     world.set_ca(status=CAStatus.DISABLED)
-    approved = await service.approve(pending.request_id, APPROVER_ID, actor="principal:boss")
+    approved = await service.decide(
+        pending.request_id, Decision.APPROVE, APPROVER_ID, actor="principal:boss"
+    )
     assert approved.state is RequestState.APPROVED
     assert world.store.certificates == {}
 
