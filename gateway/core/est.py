@@ -1,10 +1,12 @@
 """EST (RFC 7030) domain types and the port the protocol front-end calls.
 
 `protocols.est` speaks the wire format; everything it needs from the rest of the gateway
-(resolving a URL to a profile, checking credentials, issuing) goes through `EstBackend`,
-implemented by `protocols.est.settings`. Settings live per attached profile
-(`ProfileAttachment.methods["est"]`) or, for legacy profiles, in `Profile.enrollment["est"]`;
-the Basic-auth passphrase is stored apart, as a salted hash.
+(resolving a URL to its enrollment target, checking credentials, issuing) goes through
+`EstBackend`, implemented by `protocols.est.settings`. What a URL names is the gateway's one
+`EnrollmentTarget` (gateway.core.target); its typed EST settings are `target.methods.est`.
+Settings live per attached profile (`ProfileAttachment.methods["est"]`) or, for legacy
+profiles, in `Profile.enrollment["est"]`; the Basic-auth passphrase is stored apart, as a
+salted hash.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cryptography import x509
 
 from gateway.core.enrollment import EnrollmentRequest, Issued, Pending
 from gateway.core.errors import InvalidInput
-from gateway.core.model import Application, Certificate, PolicyRules, Profile
+from gateway.core.model import Certificate, PolicyRules
+
+if TYPE_CHECKING:  # gateway.core.target imports this module's EstSettings (via methods)
+    from gateway.core.target import EnrollmentTarget
 
 # DESIGN.md, URLs: the application-scoped form, and one segment that is either the label
 # "{app}.{profile}" (slugs cannot contain dots) or a legacy profile's UUID.
@@ -120,15 +125,12 @@ def load_bundle(pem: str) -> list[x509.Certificate]:
     return certs
 
 
-@dataclass(frozen=True)
-class EstTarget:
-    """What an EST URL resolved to. `application` is None for the legacy profile URLs."""
-
-    label: str  # for messages and the Basic realm
-    profile: Profile
-    application: Application | None
-    settings: EstSettings
-    has_password: bool
+def est_label(target: EnrollmentTarget) -> str:
+    """How EST names a target in its answers and the Basic realm: the one-segment URL
+    label "{app}.{profile}" (DESIGN.md, URLs), or the legacy profile's id."""
+    if target.application is None:
+        return str(target.profile.id)
+    return f"{target.application.slug}.{target.profile.slug}"
 
 
 def chain_problem(
@@ -166,32 +168,41 @@ class EstBackend(Protocol):
     """What the EST front-end needs; errors are gateway.core.errors (NotFound → 404,
     MethodNotEnabled → 404, Unauthorized → 401, PolicyDenied → 403, BadCSR → 400)."""
 
-    async def resolve(self, application: str, profile: str) -> EstTarget: ...
+    async def resolve(self, application: str, profile: str) -> EnrollmentTarget:
+        """The attached profile, if EST is enabled there; NotFound otherwise."""
 
-    async def resolve_legacy(self, profile_id: uuid.UUID) -> EstTarget: ...
+    async def resolve_legacy(self, profile_id: uuid.UUID) -> EnrollmentTarget:
+        """The legacy profile, if EST is enabled there; NotFound otherwise."""
 
-    async def ca_certificates(self, target: EstTarget) -> list[x509.Certificate]:
+    async def has_password(self, target: EnrollmentTarget) -> bool:
+        """Whether an EST passphrase is set for the target (else Basic cannot succeed)."""
+
+    async def ca_certificates(self, target: EnrollmentTarget) -> list[x509.Certificate]:
         """The profile's issuing CA first, then its issuers up to the root (RFC 7030 §4.1.3)."""
 
-    async def check_password(self, target: EstTarget, username: str, password: str) -> bool: ...
+    async def check_password(
+        self, target: EnrollmentTarget, username: str, password: str
+    ) -> bool: ...
 
-    async def current_certificate(self, target: EstTarget, cert: x509.Certificate) -> Certificate:
+    async def current_certificate(
+        self, target: EnrollmentTarget, cert: x509.Certificate
+    ) -> Certificate:
         """The stored certificate `cert` is, if we issued it under this target's profile CA
         and it is active and unexpired; Unauthorized (with the reason) otherwise."""
 
     async def enrollment_cert_problem(
-        self, target: EstTarget, cert: x509.Certificate
+        self, target: EnrollmentTarget, cert: x509.Certificate
     ) -> str | None:
         """Why a TLS client certificate does not authenticate simpleenroll/serverkeygen:
         it must come from the target's bootstrap CA bundle (factory certificates) or be one
         we issued under the profile's CA that is still good; None when it does."""
 
-    async def policy(self, target: EstTarget) -> PolicyRules: ...
+    async def policy(self, target: EnrollmentTarget) -> PolicyRules: ...
 
     async def enroll(self, request: EnrollmentRequest) -> Issued | Pending: ...
 
     async def server_keygen(
-        self, target: EstTarget, request: EnrollmentRequest
+        self, target: EnrollmentTarget, request: EnrollmentRequest
     ) -> tuple[Issued | Pending, bytes | None]:
         """Enroll a fresh key of the profile's type for the CSR's names (RFC 7030 §4.4);
         returns the outcome and the PKCS#8 DER key (None while pending). Under approval the

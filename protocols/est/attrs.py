@@ -6,18 +6,18 @@ from __future__ import annotations
 from asn1crypto import core
 from asn1crypto import x509 as a_x509
 
-from gateway.core.est import EstTarget
 from gateway.core.model import KeyType, PolicyRules
 from gateway.core.policy import eku_oid
+from gateway.core.target import EnrollmentTarget
 from protocols.est import wire
 
 _EC_CURVES = {KeyType.EC_P256: "P-256", KeyType.EC_P384: "P-384"}
 _RSA_BITS = {KeyType.RSA_2048: 2048, KeyType.RSA_3072: 3072, KeyType.RSA_4096: 4096}
 
 
-def csr_attributes(target: EstTarget, policy: PolicyRules) -> wire.CsrAttrs:
+def csr_attributes(target: EnrollmentTarget, policy: PolicyRules) -> wire.CsrAttrs:
     out = wire.CsrAttrs()
-    if target.settings.require_tls_unique:
+    if target.methods.est.require_tls_unique:
         # §3.5: the challengePassword must hold base64(tls-unique).
         out.oid(wire.OID_CHALLENGE_PASSWORD)
     _key(out, target.profile.default_key_type, policy)
@@ -40,7 +40,7 @@ def _key(out: wire.CsrAttrs, key_type: KeyType, policy: PolicyRules) -> None:
         out.oid(wire.OID_ED25519)
 
 
-def _extensions(target: EstTarget, policy: PolicyRules) -> bytes | None:
+def _extensions(target: EnrollmentTarget, policy: PolicyRules) -> bytes | None:
     """extensionRequest with the EKUs the certificate will carry and any key usages the
     policy requires, so a device can build a CSR that passes the policy first time."""
     ekus: list[str] = []

@@ -16,8 +16,17 @@ from cryptography import x509
 from gateway.core import csr as csr_lib
 from gateway.core.enrollment import EnrollmentRequest, Issued, Pending
 from gateway.core.errors import DomainError
-from gateway.core.est import LABEL_PATH, NEW_PATH, OPERATIONS, EstAuth, EstBackend, EstTarget
+from gateway.core.est import (
+    LABEL_PATH,
+    NEW_PATH,
+    OPERATIONS,
+    EstAuth,
+    EstBackend,
+    EstSettings,
+    est_label,
+)
 from gateway.core.model import EnrollmentMethod
+from gateway.core.target import EnrollmentTarget
 from protocols.est import attrs, wire
 from protocols.est.auth import Channel, IPNetwork, basic_credentials, channel
 from protocols.est.errors import EstError, from_domain, render, unauthorized
@@ -53,7 +62,7 @@ class RouteSpec:
     summary: str
 
 
-Resolver = Callable[[EstBackend], Awaitable[EstTarget]]
+Resolver = Callable[[EstBackend], Awaitable[EnrollmentTarget]]
 
 
 class EstHandlers:
@@ -102,8 +111,8 @@ class EstHandlers:
             _check_operation(op, request.method)
             ctx = self._context(request)
             target = await resolve(ctx.backend)
-            if EstAuth.BASIC in target.settings.accepted:
-                realm = f"certgate EST {target.label}"
+            if EstAuth.BASIC in target.methods.est.accepted:
+                realm = f"certgate EST {est_label(target)}"
             ch = channel(request, ctx.trusted_proxies, ctx.proxy_header)
             if not ch.tls and op not in _PLAIN_HTTP_OPS:
                 hint = f": use {ctx.https_base_url}{request.path}" if ctx.https_base_url else ""
@@ -135,7 +144,7 @@ def _check_operation(op: str, method: str) -> None:
 @dataclass(frozen=True)
 class Call:
     ctx: EstContext
-    target: EstTarget
+    target: EnrollmentTarget
     channel: Channel
     request: web.Request
     realm: str | None
@@ -143,6 +152,10 @@ class Call:
     @property
     def backend(self) -> EstBackend:
         return self.ctx.backend
+
+    @property
+    def settings(self) -> EstSettings:
+        return self.target.methods.est
 
 
 # ---- operations -------------------------------------------------------------------------
@@ -184,7 +197,7 @@ async def simplereenroll(call: Call) -> web.Response:
             None,
         )
     current = await call.backend.current_certificate(call.target, cert)
-    if EstAuth.BASIC in call.target.settings.required:
+    if EstAuth.BASIC in call.settings.required:
         await _basic(call, required=True)
     csr = await _read_csr(call)
     if csr.subject != cert.subject or set(csr_lib.csr_sans(csr)) != set(_cert_sans(cert)):
@@ -231,7 +244,7 @@ async def _authenticate(call: Call) -> str:
     """The settings' accepted methods, at least one and every required one (RFC 7030 §3.3:
     the server decides which of HTTP and TLS authentication it needs). Returns a stable
     requester name for the device, so a repeated request is recognised (§4.2.3)."""
-    settings = call.target.settings
+    settings = call.settings
     satisfied: dict[EstAuth, str] = {}
     problems: list[str] = []
     if EstAuth.BASIC in settings.accepted:
@@ -261,9 +274,9 @@ async def _basic(call: Call, *, required: bool) -> str | None:
         if required:
             raise unauthorized("this enrollment also requires HTTP Basic credentials", call.realm)
         return None
-    if not call.target.has_password:
+    if not await call.backend.has_password(call.target):
         raise unauthorized(
-            f"no EST passphrase is set for {call.target.label}; ask its administrator",
+            f"no EST passphrase is set for {est_label(call.target)}; ask its administrator",
             call.realm,
         )
     if not await call.backend.check_password(call.target, creds.username, creds.password):
@@ -306,7 +319,7 @@ def _check_tls_unique(call: Call, csr: x509.CertificateSigningRequest) -> None:
                 "session (RFC 7030 §3.5); build the CSR inside the TLS session that sends it",
             )
         return
-    if call.target.settings.require_tls_unique:
+    if call.settings.require_tls_unique:
         if unique is None:
             raise EstError(
                 400,

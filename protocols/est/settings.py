@@ -24,17 +24,15 @@ from gateway.core.est import (
     MIN_PASSWORD_LENGTH,
     NEW_PATH,
     EstSettings,
-    EstTarget,
     chain_problem,
+    est_label,
     load_bundle,
 )
 from gateway.core.model import (
     Application,
     Certificate,
-    CertificateAuthority,
     CertificateStatus,
     EnrollmentMethod,
-    Policy,
     PolicyRules,
     Profile,
     ProfileAttachment,
@@ -48,7 +46,7 @@ from gateway.services.approvals import MAX_TTL_HOURS
 from gateway.services.audit import Actor, event
 from gateway.services.certificates import needs_approval
 from gateway.services.graph import Services
-from gateway.targets import AttachedTarget, load_scoped
+from gateway.targets import AttachedTarget, EnrollmentTarget, load_scoped
 from store.db import Tx
 
 log = logging.getLogger(__name__)
@@ -70,6 +68,12 @@ def profile_owner(profile_id: uuid.UUID) -> str:
     return f"profile:{profile_id}:est"
 
 
+def target_owner(target: EnrollmentTarget) -> str:
+    """The owner of a target's EST secrets: attachment_owner or profile_owner, the same
+    bytes (stored rows carry them)."""
+    return f"{target.owner}:est"
+
+
 def _settings(raw: dict[str, Any] | None, where: str) -> EstSettings:
     try:
         return EstSettings.from_dict(raw)
@@ -88,13 +92,11 @@ class EstGateway:
     def __init__(self, services: Services) -> None:
         self.services = services
 
-    async def resolve(self, application: str, profile: str) -> EstTarget:
-        target, _ = await self._resolve(application, profile)
-        return target
-
-    async def _resolve(self, application: str, profile: str) -> tuple[EstTarget, Secret | None]:
+    async def resolve(self, application: str, profile: str) -> EnrollmentTarget:
         try:
-            target = await self.services.targets.scoped(application, profile)
+            target: EnrollmentTarget | None = await self.services.targets.scoped(
+                application, profile
+            )
         except NotFound:
             target = None
         if target is None or not target.methods.est.enabled:
@@ -102,45 +104,37 @@ class EstGateway:
                 f"no EST enrollment at application '{application}', profile '{profile}' "
                 "(unknown application or profile, profile not attached, or EST not enabled)"
             )
-        secret = await self._secret(attachment_owner(target.attachment.id))
-        label = f"{application}.{profile}"
-        return (
-            EstTarget(label, target.profile, target.application, target.methods.est, bool(secret)),
-            secret,
-        )
-
-    async def resolve_legacy(self, profile_id: uuid.UUID) -> EstTarget:
-        target, _ = await self._legacy(profile_id)
         return target
 
-    async def _legacy(self, profile_id: uuid.UUID) -> tuple[EstTarget, Secret | None]:
+    async def resolve_legacy(self, profile_id: uuid.UUID) -> EnrollmentTarget:
         try:
-            target = await self.services.targets.legacy(profile_id)
+            target: EnrollmentTarget | None = await self.services.targets.legacy(profile_id)
         except NotFound:
             target = None
         if target is None or not target.methods.est.enabled:
             raise NotFound(f"no EST enrollment for profile {profile_id}")
-        secret = await self._secret(profile_owner(profile_id))
-        est = target.methods.est
-        return EstTarget(str(profile_id), target.profile, None, est, bool(secret)), secret
+        return target
 
-    async def _secret(self, owner: str) -> Secret | None:
+    async def _secret(self, target: EnrollmentTarget) -> Secret | None:
+        """The stored passphrase hash of the target as it is now (a rotation drops the
+        read cache, store.cache)."""
+        owner = target_owner(target)
+
         async def load(tx: Tx) -> Secret | None:
             return await tx.secrets.get_by_owner(owner, PASSWORD_PURPOSE)
 
         return await self.services.db.cached(("est-password", owner), load)
 
-    async def ca_certificates(self, target: EstTarget) -> list[x509.Certificate]:
-        async def load(tx: Tx) -> CertificateAuthority | None:
-            return await tx.cas.get(target.profile.ca_id)
+    async def has_password(self, target: EnrollmentTarget) -> bool:
+        return await self._secret(target) is not None
 
-        ca = await self.services.db.cached(("ca", target.profile.ca_id), load)
-        if ca is None:
+    async def ca_certificates(self, target: EnrollmentTarget) -> list[x509.Certificate]:
+        if target.ca is None:
             raise NotFound(f"the CA of profile '{target.profile.slug}' no longer exists")
-        return x509.load_pem_x509_certificates(ca.full_chain_pem.encode())
+        return x509.load_pem_x509_certificates(target.ca.full_chain_pem.encode())
 
-    async def check_password(self, target: EstTarget, username: str, password: str) -> bool:
-        secret = await self._password_secret(target)
+    async def check_password(self, target: EnrollmentTarget, username: str, password: str) -> bool:
+        secret = await self._secret(target)
         if secret is None:
             return False
         stored = (
@@ -152,20 +146,13 @@ class EstGateway:
         # is checked whatever the name, so a wrong name does not answer faster. The
         # process's one verifier runs scrypt off the event loop and remembers a passphrase
         # that verified (a rotated passphrase has a new hash, so it misses).
-        user_ok = hmac.compare_digest(username.encode(), target.settings.username.encode())
+        user_ok = hmac.compare_digest(username.encode(), target.methods.est.username.encode())
         password_ok = await self.services.verifier.verify(password, stored)
         return password_ok and user_ok
 
-    async def _password_secret(self, target: EstTarget) -> Secret | None:
-        """The stored passphrase hash of the target as it is now (a rotation drops the
-        cached target, store.cache)."""
-        if target.application is None:
-            _, secret = await self._legacy(target.profile.id)
-            return secret
-        _, secret = await self._resolve(target.application.slug, target.profile.slug)
-        return secret
-
-    async def current_certificate(self, target: EstTarget, cert: x509.Certificate) -> Certificate:
+    async def current_certificate(
+        self, target: EnrollmentTarget, cert: x509.Certificate
+    ) -> Certificate:
         async with self.services.db.transaction(read_only=True) as tx:
             stored = await tx.certificates.get_by_serial(format(cert.serial_number, "x"))
         theirs = f"the client certificate '{cert.subject.rfc4514_string()}'"
@@ -175,7 +162,7 @@ class EstGateway:
         ):
             raise Unauthorized(f"{theirs} was not issued by this gateway")
         if stored.ca_id != target.profile.ca_id:
-            raise Unauthorized(f"{theirs} was issued by another CA than {target.label}'s")
+            raise Unauthorized(f"{theirs} was issued by another CA than {est_label(target)}'s")
         owner_ok = (
             stored.application_id == target.application.id
             if target.application is not None
@@ -190,9 +177,9 @@ class EstGateway:
         return stored
 
     async def enrollment_cert_problem(
-        self, target: EstTarget, cert: x509.Certificate
+        self, target: EnrollmentTarget, cert: x509.Certificate
     ) -> str | None:
-        bundle = target.settings.bootstrap_ca_pem
+        bundle = target.methods.est.bootstrap_ca_pem
         anchors = load_bundle(bundle) if bundle.strip() else []
         problem = chain_problem(cert, anchors, self.services.clock.now())
         if problem is None:
@@ -203,20 +190,16 @@ class EstGateway:
             return problem
         return None  # §3.3.2: a certificate we issued for this target also identifies it
 
-    async def policy(self, target: EstTarget) -> PolicyRules:
-        async def load(tx: Tx) -> Policy | None:
-            return await tx.policies.get(target.profile.policy_id)
-
-        policy = await self.services.db.cached(("policy", target.profile.policy_id), load)
-        if policy is None:
+    async def policy(self, target: EnrollmentTarget) -> PolicyRules:
+        if target.policy is None:
             raise NotFound(f"the policy of profile '{target.profile.slug}' no longer exists")
-        return policy.rules
+        return target.policy.rules
 
     async def enroll(self, request: EnrollmentRequest) -> Issued | Pending:
         return await self.services.enrollment.enroll(request)
 
     async def server_keygen(
-        self, target: EstTarget, request: EnrollmentRequest
+        self, target: EnrollmentTarget, request: EnrollmentRequest
     ) -> tuple[Issued | Pending, bytes | None]:
         csr = request.csr
         if not isinstance(csr, x509.CertificateSigningRequest):
@@ -251,14 +234,14 @@ class EstGateway:
 
     @staticmethod
     def _new_key(
-        target: EstTarget, csr: x509.CertificateSigningRequest
+        target: EnrollmentTarget, csr: x509.CertificateSigningRequest
     ) -> tuple[bytes, x509.CertificateSigningRequest]:
         """A key of the profile's type and our own CSR for the device's names (§4.4.1)."""
         key = generate_private_key(target.profile.default_key_type)
         return private_key_to_der(key), build_csr(key, csr.subject, csr_sans(csr))
 
     async def _held_key(
-        self, target: EstTarget, owner: str
+        self, target: EnrollmentTarget, owner: str
     ) -> tuple[bytes, x509.CertificateSigningRequest] | None:
         async with self.services.db.transaction(read_only=True) as tx:
             secret = await tx.secrets.get_by_owner(owner, KEYGEN_PURPOSE)
@@ -271,7 +254,11 @@ class EstGateway:
         return plain[4 : 4 + size], x509.load_der_x509_csr(plain[4 + size :])
 
     async def _hold_key(
-        self, target: EstTarget, owner: str, pkcs8: bytes, csr: x509.CertificateSigningRequest
+        self,
+        target: EnrollmentTarget,
+        owner: str,
+        pkcs8: bytes,
+        csr: x509.CertificateSigningRequest,
     ) -> tuple[tuple[bytes, x509.CertificateSigningRequest], bool]:
         """Store the key and the CSR made for it; if an identical request stored one first,
         that one (so concurrent repeats converge on one key and one approval request).

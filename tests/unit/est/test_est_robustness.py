@@ -14,10 +14,11 @@ from aiohttp.test_utils import make_mocked_request
 from asn1crypto import core
 from asn1crypto import x509 as a_x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from test_est_units import FakeBackend, _cert, _profile
+from test_est_units import FakeBackend, _cert, _profile, enrollment_target
 
-from gateway.core.est import EstAuth, EstSettings, EstTarget
+from gateway.core.est import EstAuth, EstSettings
 from gateway.core.model import KeyType, PolicyRules
+from gateway.core.target import EnrollmentTarget
 from protocols.est import attrs, wire
 from protocols.est.auth import channel, parse_networks
 from protocols.est.errors import EstError
@@ -82,13 +83,13 @@ def test_channel_proxy_header_needs_a_trusted_peer() -> None:
 
 
 class _Broken(FakeBackend):
-    async def ca_certificates(self, target: EstTarget) -> list[Any]:
+    async def ca_certificates(self, target: EnrollmentTarget) -> list[Any]:
         raise RuntimeError("secret internals /etc/certgate/key.pem")
 
 
 async def test_fail_unexpected_error_is_plain_500_without_traceback(aiohttp_client: Any) -> None:
     settings = EstSettings(enabled=True, accepted=(EstAuth.BASIC,))
-    target = EstTarget("a.p", _profile(), None, settings, has_password=True)
+    target = enrollment_target(_profile(), settings)
     ctx = EstContext(_Broken(target))
     app = web.Application()
     for spec in EstHandlers(lambda request: ctx).routes():
@@ -101,11 +102,11 @@ async def test_fail_unexpected_error_is_plain_500_without_traceback(aiohttp_clie
     assert text == "internal error\n(request id rid-42)\n"
 
 
-def _target(key_type: KeyType, **settings: Any) -> EstTarget:
+def _target(key_type: KeyType, **settings: Any) -> EnrollmentTarget:
     profile = dataclasses.replace(
         _profile(), default_key_type=key_type, extended_key_usages=("client_auth",)
     )
-    return EstTarget("a.p", profile, None, EstSettings(enabled=True, **settings), True)
+    return enrollment_target(profile, EstSettings(enabled=True, **settings))
 
 
 def _items(found: wire.CsrAttrs) -> dict[str, list[bytes]]:
@@ -164,6 +165,6 @@ def test_csrattrs_extensions_and_challenge() -> None:
 
 def test_csrattrs_empty_when_policy_allows_nothing_known() -> None:
     profile = dataclasses.replace(_profile(), extended_key_usages=())
-    target = EstTarget("a.p", profile, None, EstSettings(enabled=True), True)
+    target = enrollment_target(profile, EstSettings(enabled=True))
     assert not attrs.csr_attributes(target, PolicyRules(key_algorithms=()))
     assert base64.b64encode(wire.CsrAttrs().der()) == b"MAA="  # empty SEQUENCE

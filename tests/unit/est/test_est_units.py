@@ -18,11 +18,22 @@ from cryptography.x509.oid import NameOID
 
 from gateway.core.approval import Pending
 from gateway.core.errors import InvalidInput
-from gateway.core.est import EstAuth, EstSettings, EstTarget, chain_problem
-from gateway.core.model import KeyType, PolicyRules, Profile
+from gateway.core.est import EstAuth, EstSettings, chain_problem, est_label
+from gateway.core.methods import AcmeSettings, ApiSettings, MethodSettings, ScepSettings
+from gateway.core.model import (
+    Application,
+    KeyType,
+    PolicyRules,
+    Profile,
+    ProfileAttachment,
+    Project,
+    ProjectStatus,
+)
+from gateway.core.target import AttachedTarget, EnrollmentTarget
 from protocols.est import wire
 from protocols.est.auth import parse_networks
 from protocols.est.handlers import EstContext, EstHandlers
+from protocols.est.settings import attachment_owner, profile_owner, target_owner
 
 NOW = datetime.now(UTC)
 
@@ -129,34 +140,39 @@ def test_multipart_has_key_then_cert() -> None:
 class FakeBackend:
     """Implements gateway.core.est.EstBackend, with pending approval."""
 
-    def __init__(self, target: EstTarget) -> None:
+    def __init__(self, target: EnrollmentTarget) -> None:
         self.target = target
 
-    async def resolve(self, application: str, profile: str) -> EstTarget:
+    async def resolve(self, application: str, profile: str) -> EnrollmentTarget:
         return self.target
 
-    async def resolve_legacy(self, profile_id: uuid.UUID) -> EstTarget:
+    async def resolve_legacy(self, profile_id: uuid.UUID) -> EnrollmentTarget:
         return self.target
 
-    async def ca_certificates(self, target: EstTarget) -> list[x509.Certificate]:
+    async def has_password(self, target: EnrollmentTarget) -> bool:
+        return True
+
+    async def ca_certificates(self, target: EnrollmentTarget) -> list[x509.Certificate]:
         return []
 
-    async def check_password(self, target: EstTarget, username: str, password: str) -> bool:
+    async def check_password(self, target: EnrollmentTarget, username: str, password: str) -> bool:
         return password == "correct-horse"
 
-    async def current_certificate(self, target: EstTarget, cert: x509.Certificate) -> Any:
+    async def current_certificate(self, target: EnrollmentTarget, cert: x509.Certificate) -> Any:
         raise AssertionError("not used")
 
-    async def enrollment_cert_problem(self, target: EstTarget, cert: x509.Certificate) -> str:
+    async def enrollment_cert_problem(
+        self, target: EnrollmentTarget, cert: x509.Certificate
+    ) -> str:
         return "no"
 
-    async def policy(self, target: EstTarget) -> PolicyRules:
+    async def policy(self, target: EnrollmentTarget) -> PolicyRules:
         return PolicyRules(key_algorithms=())
 
     async def enroll(self, request: Any) -> Pending:
         return Pending(uuid.UUID(int=7), 42)
 
-    async def server_keygen(self, target: EstTarget, request: Any) -> tuple[Pending, None]:
+    async def server_keygen(self, target: EnrollmentTarget, request: Any) -> tuple[Pending, None]:
         return Pending(uuid.UUID(int=8), 42), None
 
 
@@ -178,10 +194,34 @@ def _profile() -> Profile:
     )
 
 
+def enrollment_target(profile: Profile, settings: EstSettings) -> AttachedTarget:
+    """Application "a", its attached profile (EST label "a.p" for profile slug "p")."""
+    project = Project(uuid.uuid4(), uuid.uuid4(), "proj", ProjectStatus.ACTIVE, b"", NOW)
+    app = Application(uuid.uuid4(), project.id, "a", "a", "", NOW)
+    attachment = ProfileAttachment(uuid.uuid4(), app.id, profile.id, {}, NOW)
+    methods = MethodSettings(ApiSettings(), AcmeSettings(), settings, ScepSettings())
+    return AttachedTarget(project, app, profile, attachment, None, None, methods)
+
+
+def test_est_label_and_owner_strings() -> None:
+    """The realm label is the one-segment URL form; the secrets' owners stay the strings
+    stored rows carry."""
+    target = enrollment_target(_profile(), EstSettings(enabled=True))
+    assert est_label(target) == "a.p"
+    assert target_owner(target) == attachment_owner(target.attachment.id)
+    assert target_owner(target) == f"attachment:{target.attachment.id}:est"
+    legacy = EnrollmentTarget(
+        target.project, None, target.profile, None, None, None, target.methods
+    )
+    assert est_label(legacy) == str(target.profile.id)
+    assert target_owner(legacy) == profile_owner(target.profile.id)
+    assert target_owner(legacy) == f"profile:{target.profile.id}:est"
+
+
 @pytest.fixture
 async def fake_client(aiohttp_client: Any) -> Any:
     settings = EstSettings(enabled=True, accepted=(EstAuth.BASIC,))
-    target = EstTarget("a.p", _profile(), None, settings, has_password=True)
+    target = enrollment_target(_profile(), settings)
     # Plain HTTP from a trusted proxy stands in for TLS here.
     ctx = EstContext(FakeBackend(target), trusted_proxies=parse_networks(["127.0.0.1", "::1"]))
     app = web.Application()
