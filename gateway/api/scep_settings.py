@@ -15,15 +15,14 @@ from gateway.api.routing import Permission, Route
 from gateway.core.errors import InvalidInput
 from gateway.services.certificates import resolve
 from gateway.services.graph import Services
+from gateway.targets import EnrollmentTarget
 from protocols.scep import settings as scep_admin
 from store.db import Tx
 
-Change = Callable[
-    [Services, Tx, scep_admin.Enrollment, web.Request, dict[str, Any]], Awaitable[Any]
-]
+Change = Callable[[Services, Tx, EnrollmentTarget, web.Request, dict[str, Any]], Awaitable[Any]]
 
 
-async def _enrollment(request: web.Request, tx: Tx) -> scep_admin.Enrollment:
+async def _enrollment(request: web.Request, tx: Tx) -> EnrollmentTarget:
     if "profile_id" in request.match_info:
         return await scep_admin.for_profile(tx, path_uuid(request, "profile_id"))
     target = await resolve(
@@ -57,19 +56,19 @@ def _writer(
 
 
 async def _update(
-    svc: Services, tx: Tx, e: scep_admin.Enrollment, r: web.Request, b: dict[str, Any]
+    svc: Services, tx: Tx, e: EnrollmentTarget, r: web.Request, b: dict[str, Any]
 ) -> Any:
     return await scep_admin.update(svc, tx, actor(r), e, b)
 
 
 async def _challenge(
-    svc: Services, tx: Tx, e: scep_admin.Enrollment, r: web.Request, b: dict[str, Any]
+    svc: Services, tx: Tx, e: EnrollmentTarget, r: web.Request, b: dict[str, Any]
 ) -> Any:
     return await scep_admin.set_static_challenge(svc, tx, actor(r), e, b.get("challenge"))
 
 
 async def _rotate(
-    svc: Services, tx: Tx, e: scep_admin.Enrollment, r: web.Request, b: dict[str, Any]
+    svc: Services, tx: Tx, e: EnrollmentTarget, r: web.Request, b: dict[str, Any]
 ) -> Any:
     unknown = set(b) - {"keep_previous"}
     keep = b.get("keep_previous", True)
@@ -80,7 +79,7 @@ async def _rotate(
 
 
 async def _dynamic(
-    svc: Services, tx: Tx, e: scep_admin.Enrollment, r: web.Request, b: dict[str, Any]
+    svc: Services, tx: Tx, e: EnrollmentTarget, r: web.Request, b: dict[str, Any]
 ) -> Any:
     return await scep_admin.create_challenge(svc, tx, actor(r), e, b)
 

@@ -1,5 +1,5 @@
 """SCEP (RFC 8894) domain: message vocabulary, pure rules, stored records and the port the
-protocols.scep front-end calls (implemented by protocols.scep.settings).
+protocols.scep front-end calls (implemented by protocols.scep.transactions).
 
 Everything here is wire-independent: the front-end turns PKI messages into these types and
 the outcomes back into CertRep messages.
@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import AttributeOID
 
 from gateway.core.errors import DomainError
-from gateway.core.model import Application, Profile
+from gateway.core.target import EnrollmentTarget
 
 
 class MessageType(enum.IntEnum):
@@ -97,16 +97,6 @@ class ScepFailure(DomainError):
 
 
 @dataclass(frozen=True)
-class ScepTarget:
-    """One SCEP enrollment: an attached profile, or a legacy profile (application None)."""
-
-    label: str  # for logs: "app/profile" or the legacy profile id
-    scope: str  # owner of challenges and transactions, e.g. "attachment:<id>:scep"
-    profile: Profile
-    application: Application | None
-
-
-@dataclass(frozen=True)
 class RaCredentials:
     """The RA that signs CertReps and decrypts requests (RFC 8894 §2.2), and the CA chain
     above it (issuing CA first)."""
@@ -130,7 +120,7 @@ class RaCredentials:
 class CertRequest:
     """A decrypted PKCSReq or RenewalReq (RFC 8894 §3.3.1)."""
 
-    target: ScepTarget
+    target: EnrollmentTarget
     message_type: MessageType
     transaction_id: str
     csr: x509.CertificateSigningRequest
@@ -212,25 +202,35 @@ class ScepChallenge:
 class ScepBackend(Protocol):
     """What the protocols.scep front-end needs from the gateway."""
 
-    async def resolve(self, application: str, profile: str) -> ScepTarget:
+    async def resolve(self, application: str, profile: str) -> EnrollmentTarget:
         """NotFound unless the profile is attached to the application with SCEP enabled."""
 
-    async def resolve_legacy(self, profile_id: uuid.UUID) -> ScepTarget: ...
+    async def resolve_legacy(self, profile_id: uuid.UUID) -> EnrollmentTarget: ...
 
-    async def ra(self, target: ScepTarget) -> RaCredentials: ...
+    async def ra(self, target: EnrollmentTarget) -> RaCredentials: ...
 
     async def certificate_request(self, request: CertRequest) -> Outcome: ...
 
     async def poll(
-        self, target: ScepTarget, transaction_id: str, issuer: x509.Name, subject: x509.Name
+        self, target: EnrollmentTarget, transaction_id: str, issuer: x509.Name, subject: x509.Name
     ) -> Outcome: ...
 
-    async def get_cert(self, target: ScepTarget, issuer: x509.Name, serial: int) -> Outcome: ...
+    async def get_cert(
+        self, target: EnrollmentTarget, issuer: x509.Name, serial: int
+    ) -> Outcome: ...
 
-    async def get_crl(self, target: ScepTarget, issuer: x509.Name, serial: int) -> Outcome: ...
+    async def get_crl(
+        self, target: EnrollmentTarget, issuer: x509.Name, serial: int
+    ) -> Outcome: ...
 
 
 # ---- pure rules -----------------------------------------------------------------------
+
+
+def scep_scope(target: EnrollmentTarget) -> str:
+    """Who a target's SCEP state belongs to (its RA, challenges and transactions):
+    "attachment:<id>:scep" or "profile:<id>:scep". Stored in rows: never change the form."""
+    return target.owner + ":scep"
 
 
 def requester(transaction_id: str) -> str:

@@ -31,9 +31,9 @@ from gateway.core.scep import (
     PkiStatus,
     ScepBackend,
     ScepFailure,
-    ScepTarget,
     check_signing_time,
 )
+from gateway.core.target import EnrollmentTarget
 from protocols.scep.cms import (
     Undecodable,
     addressed_to,
@@ -106,7 +106,7 @@ class ScepHandlers:
         self,
         request: web.Request,
         backend: ScepBackend,
-        target_of: Callable[[], Awaitable[ScepTarget]],
+        target_of: Callable[[], Awaitable[EnrollmentTarget]],
     ) -> web.StreamResponse:
         operation = request.query.get("operation", "")
         try:
@@ -132,7 +132,7 @@ class ScepHandlers:
         return _text(400, f"unsupported operation '{operation}' (RFC 8894 §3.5, §4)")
 
     async def _pki_operation(
-        self, request: web.Request, backend: ScepBackend, target: ScepTarget, raw: bytes
+        self, request: web.Request, backend: ScepBackend, target: EnrollmentTarget, raw: bytes
     ) -> web.StreamResponse:
         message = decode(raw)
         ra = await backend.ra(target)
@@ -166,7 +166,7 @@ class ScepHandlers:
         self,
         request: web.Request,
         backend: ScepBackend,
-        target: ScepTarget,
+        target: EnrollmentTarget,
         message: PkiMessage,
         kind: MessageType,
         plain: bytes,
@@ -231,7 +231,7 @@ async def _message(request: web.Request) -> bytes:
         raise Undecodable("the 'message' parameter is not base64") from err
 
 
-def _log_outcome(target: ScepTarget, message: PkiMessage, outcome: Outcome) -> None:
+def _log_outcome(target: EnrollmentTarget, message: PkiMessage, outcome: Outcome) -> None:
     kind = message.message_type
     if outcome.status is PkiStatus.FAILURE:
         fail = outcome.fail_info.name if outcome.fail_info is not None else "?"

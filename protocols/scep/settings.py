@@ -1,4 +1,4 @@
-"""SCEP composition: per-enrollment settings (attached profile, or legacy profile), the RA
+"""SCEP composition: per-target settings (an attached profile, or a legacy profile), the RA
 key and certificate (RFC 8894 §2.2; issued by the profile's CA, stored encrypted in the
 secrets table, rotatable), the static challenge (scrypt hash) and dynamic one-time
 challenges. The ScepBackend the front-end calls is protocols.scep.transactions."""
@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from gateway.core.errors import CAUnavailable, InvalidInput, NotFound
-from gateway.core.methods import ScepSettings
+from gateway.core.methods import MethodSettings, ScepSettings
 from gateway.core.model import (
     Application,
     EnrollmentMethod,
@@ -35,12 +35,14 @@ from gateway.core.scep import (
     ScepChallenge,
     challenge_ttl,
     digest_hex,
+    scep_scope,
 )
 from gateway.core.template import CertificateTemplate
 from gateway.pki.kms import secret_aad
 from gateway.pki.passwords import generate_secret, hash_secret
 from gateway.services.audit import Actor, event
 from gateway.services.graph import Services
+from gateway.targets import EnrollmentTarget, NotAttached, load_scoped
 from store.db import Tx
 
 SCEP = EnrollmentMethod.SCEP.value
@@ -53,66 +55,47 @@ RA_VALIDITY = timedelta(days=730)
 _BACKDATE = timedelta(minutes=5)
 
 
-def attachment_owner(attachment_id: uuid.UUID) -> str:
-    return f"attachment:{attachment_id}:scep"
-
-
-def profile_owner(profile_id: uuid.UUID) -> str:
-    return f"profile:{profile_id}:scep"
-
-
-def enabled(settings: Any) -> bool:
+async def for_target(tx: Tx, application: Application, profile: Profile) -> EnrollmentTarget:
+    """An attached profile, read in the caller's transaction (it sees its own writes)."""
     try:
-        return ScepSettings.from_dict(settings).enabled
-    except InvalidInput:
-        return False
+        return await load_scoped(tx, application.slug, profile.slug)
+    except NotAttached:
+        raise NotFound(f"profile '{profile.slug}' is not attached") from None
 
 
-@dataclasses.dataclass(frozen=True)
-class Enrollment:
-    """One SCEP enrollment being administered: an attachment or a legacy profile."""
-
-    owner: str
-    profile: Profile
-    application: Application | None
-    attachment_id: uuid.UUID | None
-    settings: dict[str, Any]
-
-    @property
-    def project_id(self) -> uuid.UUID:
-        return self.profile.project_id
-
-
-async def for_target(tx: Tx, application: Application, profile: Profile) -> Enrollment:
-    attachment = await tx.attachments.get(application.id, profile.id)
-    if attachment is None:
-        raise NotFound(f"profile '{profile.slug}' is not attached")
-    return Enrollment(
-        attachment_owner(attachment.id),
-        profile,
-        application,
-        attachment.id,
-        dict(attachment.methods.get(SCEP) or {}),
-    )
-
-
-async def for_profile(tx: Tx, profile_id: uuid.UUID) -> Enrollment:
+async def for_profile(tx: Tx, profile_id: uuid.UUID) -> EnrollmentTarget:
+    """A legacy profile, read in the caller's transaction; the same target as
+    gateway.targets.TargetResolver.legacy, without its cache."""
     profile = await tx.profiles.get(profile_id)
-    if profile is None:
+    project = await tx.projects.get(profile.project_id) if profile else None
+    if profile is None or project is None:
         raise NotFound("profile not found")
-    return Enrollment(
-        profile_owner(profile.id), profile, None, None, dict(profile.enrollment.get(SCEP) or {})
+    return EnrollmentTarget(
+        project,
+        None,
+        profile,
+        None,
+        await tx.cas.get(profile.ca_id),
+        await tx.policies.get(profile.policy_id),
+        MethodSettings.from_stored(profile.enrollment, str(profile_id)),
     )
+
+
+async def reread(tx: Tx, target: EnrollmentTarget) -> EnrollmentTarget:
+    """The same target as `tx` sees it now."""
+    if target.application is None:
+        return await for_profile(tx, target.profile.id)
+    return await for_target(tx, target.application, target.profile)
 
 
 # ---- the RA ---------------------------------------------------------------------------
 
 
-def _ra_name(enrollment: Enrollment) -> x509.Name:
+def _ra_name(target: EnrollmentTarget) -> x509.Name:
     where = (
-        f"{enrollment.application.slug}/{enrollment.profile.slug}"
-        if enrollment.application
-        else enrollment.profile.slug
+        f"{target.application.slug}/{target.profile.slug}"
+        if target.application
+        else target.profile.slug
     )
     return x509.Name(
         [
@@ -122,17 +105,17 @@ def _ra_name(enrollment: Enrollment) -> x509.Name:
     )
 
 
-async def create_ra(services: Services, tx: Tx, enrollment: Enrollment) -> RaCredentials:
+async def create_ra(services: Services, tx: Tx, target: EnrollmentTarget) -> RaCredentials:
     """A fresh RSA RA key and certificate from the profile's CA, replacing any previous one.
     RFC 8894 §2.2: the RA signs CertReps and receives the requests' envelopes, so its
     certificate carries digitalSignature and keyEncipherment."""
-    ca = await tx.cas.get(enrollment.profile.ca_id)
+    ca = await tx.cas.get(target.profile.ca_id)
     if ca is None or not ca.enabled:
-        raise CAUnavailable(f"the CA of profile '{enrollment.profile.slug}' is not usable")
+        raise CAUnavailable(f"the CA of profile '{target.profile.slug}' is not usable")
     key = await asyncio.to_thread(rsa.generate_private_key, 65537, RA_KEY_BITS)
     now = services.clock.now()
     template = CertificateTemplate(
-        subject=_ra_name(enrollment),
+        subject=_ra_name(target),
         sans=(),
         public_key=key.public_key(),
         not_before=now - _BACKDATE,
@@ -150,9 +133,9 @@ async def create_ra(services: Services, tx: Tx, enrollment: Enrollment) -> RaCre
         + signed.pem.encode()
     )
     secret_id = new_id()
-    ciphertext = await services.kms.encrypt(enrollment.project_id, plaintext, secret_aad(secret_id))
+    ciphertext = await services.kms.encrypt(target.project.id, plaintext, secret_aad(secret_id))
     await tx.secrets.replace(
-        Secret(secret_id, enrollment.project_id, enrollment.owner, RA_PURPOSE, ciphertext, now)
+        Secret(secret_id, target.project.id, scep_scope(target), RA_PURPOSE, ciphertext, now)
     )
     chain = tuple(x509.load_pem_x509_certificates(ca.full_chain_pem.encode()))
     return RaCredentials(x509.load_pem_x509_certificate(signed.pem.encode()), key, chain)
@@ -197,39 +180,39 @@ async def _ra_view(
 # ---- settings -------------------------------------------------------------------------
 
 
-def urls(services: Services, enrollment: Enrollment) -> dict[str, str]:
+def urls(services: Services, target: EnrollmentTarget) -> dict[str, str]:
     """SCEP is served on the plain listener too (the messages are signed and encrypted)."""
     base = services.config.base_url.rstrip("/")
-    if enrollment.application is None:
-        return {"scep_url": base + LEGACY_PATH.format(profile_id=enrollment.profile.id)}
-    path = NEW_PATH.format(app=enrollment.application.slug, profile=enrollment.profile.slug)
+    if target.application is None:
+        return {"scep_url": base + LEGACY_PATH.format(profile_id=target.profile.id)}
+    path = NEW_PATH.format(app=target.application.slug, profile=target.profile.slug)
     return {"scep_url": base + path}
 
 
-async def view(services: Services, tx: Tx, enrollment: Enrollment) -> dict[str, Any]:
-    challenge = await tx.secrets.get_by_owner(enrollment.owner, CHALLENGE_PURPOSE)
+async def view(services: Services, tx: Tx, target: EnrollmentTarget) -> dict[str, Any]:
+    challenge = await tx.secrets.get_by_owner(scep_scope(target), CHALLENGE_PURPOSE)
     now = services.clock.now()
     return {
-        "enabled": enabled(enrollment.settings),
+        "enabled": target.methods.scep.enabled,
         "has_static_challenge": challenge is not None,
-        "unused_challenges": await tx.scep.count_unused_challenges(enrollment.owner, now),
-        "ra": await _ra_view(services, tx, enrollment.owner),
-        "previous_ra": await _ra_view(services, tx, enrollment.owner, PREVIOUS_RA_PURPOSE),
-        "urls": urls(services, enrollment),
+        "unused_challenges": await tx.scep.count_unused_challenges(scep_scope(target), now),
+        "ra": await _ra_view(services, tx, scep_scope(target)),
+        "previous_ra": await _ra_view(services, tx, scep_scope(target), PREVIOUS_RA_PURPOSE),
+        "urls": urls(services, target),
     }
 
 
 def _audit(
-    services: Services, actor: Actor, enrollment: Enrollment, what: str, details: dict[str, Any]
+    services: Services, actor: Actor, target: EnrollmentTarget, what: str, details: dict[str, Any]
 ) -> Any:
-    if enrollment.application is None:
+    if target.application is None:
         return event(
             actor,
             services.clock.now(),
             f"profile.scep_{what}",
             "profile",
-            enrollment.profile.id,
-            project_id=enrollment.project_id,
+            target.profile.id,
+            project_id=target.project.id,
             details=details,
         )
     return event(
@@ -237,43 +220,54 @@ def _audit(
         services.clock.now(),
         f"application.scep_{what}",
         "attachment",
-        enrollment.attachment_id or enrollment.profile.id,
-        project_id=enrollment.project_id,
-        application_id=enrollment.application.id,
-        details={"profile": enrollment.profile.slug, **details},
+        target.attachment.id if target.attachment else target.profile.id,
+        project_id=target.project.id,
+        application_id=target.application.id,
+        details={"profile": target.profile.slug, **details},
     )
 
 
 async def update(
-    services: Services, tx: Tx, actor: Actor, enrollment: Enrollment, body: dict[str, Any]
+    services: Services, tx: Tx, actor: Actor, target: EnrollmentTarget, body: dict[str, Any]
 ) -> dict[str, Any]:
     """PATCH {"enabled": bool}. Enabling creates the RA when there is none yet."""
     ScepSettings.from_dict(body)  # the typed settings every route shares
-    settings = {**enrollment.settings, **body}
-    if enrollment.application is None:
-        enrollment_map = {**enrollment.profile.enrollment, SCEP: settings}
-        await tx.profiles.update(dataclasses.replace(enrollment.profile, enrollment=enrollment_map))
+    # Merged with the stored object as it is (not its typed reading), so what is stored and
+    # audited stays exactly what was submitted over what was there.
+    if target.application is None:
+        settings = {**(target.profile.enrollment.get(SCEP) or {}), **body}
+        enrollment_map = {**target.profile.enrollment, SCEP: settings}
+        await tx.profiles.update(dataclasses.replace(target.profile, enrollment=enrollment_map))
     else:
-        attachment = await tx.attachments.get(enrollment.application.id, enrollment.profile.id)
+        attachment = await tx.attachments.get(target.application.id, target.profile.id)
         assert attachment is not None
+        settings = {**(attachment.methods.get(SCEP) or {}), **body}
         await tx.attachments.update_methods(attachment.id, {**attachment.methods, SCEP: settings})
-    enrollment = dataclasses.replace(enrollment, settings=settings)
-    if enabled(settings) and await tx.secrets.get_by_owner(enrollment.owner, RA_PURPOSE) is None:
-        await create_ra(services, tx, enrollment)
-    await tx.audit.add(_audit(services, actor, enrollment, "updated", {"scep": settings}))
-    return await view(services, tx, enrollment)
+    target = await reread(tx, target)
+    if (
+        target.methods.scep.enabled
+        and await tx.secrets.get_by_owner(scep_scope(target), RA_PURPOSE) is None
+    ):
+        await create_ra(services, tx, target)
+    await tx.audit.add(_audit(services, actor, target, "updated", {"scep": settings}))
+    return await view(services, tx, target)
 
 
 async def rotate_ra(
-    services: Services, tx: Tx, actor: Actor, enrollment: Enrollment, *, keep_previous: bool = True
+    services: Services,
+    tx: Tx,
+    actor: Actor,
+    target: EnrollmentTarget,
+    *,
+    keep_previous: bool = True,
 ) -> dict[str, Any]:
     """A new RA from now on (GetCACert serves it at once). The replaced RA keeps answering
     requests encrypted to it for RA_ROTATION_GRACE unless keep_previous is False (a
     compromised key): it is kept under PREVIOUS_RA_PURPOSE with the same id, so its
     ciphertext and AAD stay valid as they are."""
-    old = await tx.secrets.get_by_owner(enrollment.owner, RA_PURPOSE)
-    ra = await create_ra(services, tx, enrollment)  # the row of `old` now holds the new RA
-    previous = await tx.secrets.get_by_owner(enrollment.owner, PREVIOUS_RA_PURPOSE)
+    old = await tx.secrets.get_by_owner(scep_scope(target), RA_PURPOSE)
+    ra = await create_ra(services, tx, target)  # the row of `old` now holds the new RA
+    previous = await tx.secrets.get_by_owner(scep_scope(target), PREVIOUS_RA_PURPOSE)
     if old is not None and keep_previous:
         retired = dataclasses.replace(
             old, purpose=PREVIOUS_RA_PURPOSE, created_at=services.clock.now()
@@ -283,12 +277,12 @@ async def rotate_ra(
         await tx.secrets.delete(previous.id)
     serial = format(ra.certificate.serial_number, "x")
     details = {"ra_serial": serial, "previous_kept": old is not None and keep_previous}
-    await tx.audit.add(_audit(services, actor, enrollment, "ra_rotated", details))
-    return await view(services, tx, enrollment)
+    await tx.audit.add(_audit(services, actor, target, "ra_rotated", details))
+    return await view(services, tx, target)
 
 
 async def set_static_challenge(
-    services: Services, tx: Tx, actor: Actor, enrollment: Enrollment, value: Any
+    services: Services, tx: Tx, actor: Actor, target: EnrollmentTarget, value: Any
 ) -> dict[str, str]:
     """Set (or generate) the static challenge; the plaintext is returned once, the gateway
     keeps its scrypt hash, itself encrypted under the project key."""
@@ -299,24 +293,24 @@ async def set_static_challenge(
     hashed = await asyncio.to_thread(hash_secret, value)
     secret_id = new_id()
     ciphertext = await services.kms.encrypt(
-        enrollment.project_id, hashed.encode(), secret_aad(secret_id)
+        target.project.id, hashed.encode(), secret_aad(secret_id)
     )
     await tx.secrets.replace(
         Secret(
             secret_id,
-            enrollment.project_id,
-            enrollment.owner,
+            target.project.id,
+            scep_scope(target),
             CHALLENGE_PURPOSE,
             ciphertext,
             services.clock.now(),
         )
     )
-    await tx.audit.add(_audit(services, actor, enrollment, "challenge_set", {}))
+    await tx.audit.add(_audit(services, actor, target, "challenge_set", {}))
     return {"challenge": value}
 
 
 async def create_challenge(
-    services: Services, tx: Tx, actor: Actor, enrollment: Enrollment, body: dict[str, Any]
+    services: Services, tx: Tx, actor: Actor, target: EnrollmentTarget, body: dict[str, Any]
 ) -> dict[str, Any]:
     """A dynamic one-time challenge (body {"ttl_minutes": n}, default 60)."""
     unknown = sorted(set(body) - {"ttl_minutes"})
@@ -327,19 +321,19 @@ async def create_challenge(
     except ValueError as err:
         raise InvalidInput(str(err)) from None
     now = services.clock.now()
-    await tx.scep.purge_challenges(enrollment.owner, now)
-    if await tx.scep.count_unused_challenges(enrollment.owner, now) >= MAX_UNUSED_CHALLENGES:
+    await tx.scep.purge_challenges(scep_scope(target), now)
+    if await tx.scep.count_unused_challenges(scep_scope(target), now) >= MAX_UNUSED_CHALLENGES:
         raise InvalidInput(
             f"{MAX_UNUSED_CHALLENGES} unused challenges exist already; use or let them expire",
             code="too_many_challenges",
         )
     value = generate_secret(24)
     challenge = ScepChallenge(
-        new_id(), enrollment.owner, digest_hex(value.encode()), actor.name, now, now + ttl
+        new_id(), scep_scope(target), digest_hex(value.encode()), actor.name, now, now + ttl
     )
     await tx.scep.add_challenge(challenge)
     details = {"challenge_id": str(challenge.id), "expires_at": _iso(challenge.expires_at)}
-    await tx.audit.add(_audit(services, actor, enrollment, "challenge_created", details))
+    await tx.audit.add(_audit(services, actor, target, "challenge_created", details))
     return {"challenge": value, "expires_at": _iso(challenge.expires_at)}
 
 
@@ -359,7 +353,6 @@ async def bootstrap_scep(
     returns the bootstrap.json keys (DESIGN.md, Contract)."""
     new = await for_target(tx, app, profile)
     new_view = await update(services, tx, actor, new, {"enabled": True})
-    new = await for_target(tx, app, profile)
     data: dict[str, Any] = {
         "scep_url": new_view["urls"]["scep_url"],
         "scep_challenge": (await set_static_challenge(services, tx, actor, new, None))["challenge"],
@@ -367,7 +360,6 @@ async def bootstrap_scep(
     if legacy_profile is not None:
         old = await for_profile(tx, legacy_profile.id)
         old_view = await update(services, tx, actor, old, {"enabled": True})
-        old = await for_profile(tx, legacy_profile.id)
         data["legacy_scep_url"] = old_view["urls"]["scep_url"]
         data["legacy_scep_challenge"] = (
             await set_static_challenge(services, tx, actor, old, None)

@@ -33,16 +33,17 @@ from gateway.core.scep import (
     MessageType,
     Outcome,
     RaCredentials,
-    ScepTarget,
     ScepTransaction,
     TransactionState,
     challenge_password,
     digest_hex,
     request_key,
     requester,
+    scep_scope,
 )
 from gateway.pki.kms import secret_aad
 from gateway.services.graph import Services
+from gateway.targets import EnrollmentTarget
 from protocols.scep import settings as scep_admin
 from store.db import Tx
 
@@ -66,50 +67,50 @@ class ScepGateway:
 
     # ---- targets (configuration: through the read cache, store.cache) -----------------
 
-    async def resolve(self, application: str, profile: str) -> ScepTarget:
+    async def resolve(self, application: str, profile: str) -> EnrollmentTarget:
         try:
-            target = await self.services.targets.scoped(application, profile)
+            target: EnrollmentTarget | None = await self.services.targets.scoped(
+                application, profile
+            )
         except NotFound:
             target = None
         if target is None or not target.methods.scep.enabled:
             raise NotFound(
-                f"no SCEP enrollment at application '{application[:63]}', "
-                f"profile '{profile[:63]}'"
+                f"no SCEP enrollment at application '{application[:63]}', profile '{profile[:63]}'"
             )
-        owner = scep_admin.attachment_owner(target.attachment.id)
-        return ScepTarget(f"{application}/{profile}", owner, target.profile, target.application)
+        return target
 
-    async def resolve_legacy(self, profile_id: uuid.UUID) -> ScepTarget:
+    async def resolve_legacy(self, profile_id: uuid.UUID) -> EnrollmentTarget:
         try:
-            target = await self.services.targets.legacy(profile_id)
+            target: EnrollmentTarget | None = await self.services.targets.legacy(profile_id)
         except NotFound:
             target = None
         if target is None or not target.methods.scep.enabled:
             raise NotFound(f"no SCEP enrollment for profile {profile_id}")
-        owner = scep_admin.profile_owner(profile_id)
-        return ScepTarget(str(profile_id), owner, target.profile, None)
+        return target
 
-    async def ra(self, target: ScepTarget) -> RaCredentials:
+    async def ra(self, target: EnrollmentTarget) -> RaCredentials:
         """The current RA, with the previous one while its rotation grace period lasts."""
+        scope = scep_scope(target)
 
         async def load(tx: Tx) -> tuple[Secret | None, Secret | None, CertificateAuthority | None]:
             return (
-                await tx.secrets.get_by_owner(target.scope, scep_admin.RA_PURPOSE),
-                await tx.secrets.get_by_owner(target.scope, scep_admin.PREVIOUS_RA_PURPOSE),
+                await tx.secrets.get_by_owner(scope, scep_admin.RA_PURPOSE),
+                await tx.secrets.get_by_owner(scope, scep_admin.PREVIOUS_RA_PURPOSE),
                 await tx.cas.get(target.profile.ca_id),
             )
 
-        secret, previous, ca = await self.services.db.cached(("scep-ra", target.scope), load)
+        secret, previous, ca = await self.services.db.cached(("scep-ra", scope), load)
         if ca is None:
             raise CAUnavailable(f"the CA of profile '{target.profile.slug}' no longer exists")
         if secret is None:
             # Enabled around the SCEP API (e.g. the generic attachment endpoint): make one.
             async with self.services.db.transaction() as tx:
-                secret = await tx.secrets.get_by_owner(target.scope, scep_admin.RA_PURPOSE)
+                secret = await tx.secrets.get_by_owner(scope, scep_admin.RA_PURPOSE)
                 if secret is None:
-                    enrollment = await self._enrollment(tx, target)
-                    await scep_admin.create_ra(self.services, tx, enrollment)
-                    secret = await tx.secrets.get_by_owner(target.scope, scep_admin.RA_PURPOSE)
+                    current_target = await scep_admin.reread(tx, target)
+                    await scep_admin.create_ra(self.services, tx, current_target)
+                    secret = await tx.secrets.get_by_owner(scope, scep_admin.RA_PURPOSE)
             assert secret is not None
         current = await self._credentials(secret, ca)
         if previous is None:
@@ -138,15 +139,11 @@ class ScepGateway:
         self._ra[secret.id] = credentials
         return credentials
 
-    async def _enrollment(self, tx: Tx, target: ScepTarget) -> scep_admin.Enrollment:
-        if target.application is None:
-            return await scep_admin.for_profile(tx, target.profile.id)
-        return await scep_admin.for_target(tx, target.application, target.profile)
-
     # ---- PKCSReq / RenewalReq ---------------------------------------------------------
 
     async def certificate_request(self, request: CertRequest) -> Outcome:
         target = request.target
+        scope = scep_scope(target)
         key = request_key(request.message_type, request.signer)
         csr_digest = digest_hex(request.csr_der)
         renewed_from = None
@@ -158,7 +155,7 @@ class ScepGateway:
         now = self.services.clock.now()
         record = ScepTransaction(
             id=new_id(),
-            scope=target.scope,
+            scope=scope,
             transaction_id=request.transaction_id,
             request_key=key,
             message_type=request.message_type,
@@ -179,14 +176,14 @@ class ScepGateway:
         # transaction, so that concurrent copies of one request cannot both issue.
         claimed: bool | None = None
         async with self.services.db.transaction() as tx:
-            existing = await tx.scep.get(target.scope, request.transaction_id, key)
+            existing = await tx.scep.get(scope, request.transaction_id, key)
             retry = existing is not None and (
                 existing.csr_digest == csr_digest or existing.state is not TransactionState.FAILED
             )
             if not retry:
                 if not authorized and password:
                     authorized = await tx.scep.consume_challenge(
-                        target.scope, digest_hex(password.encode()), now
+                        scope, digest_hex(password.encode()), now
                     )
                 if authorized:
                     claimed = await self._claim(tx, record, existing)
@@ -205,7 +202,7 @@ class ScepGateway:
                     why += " (and the RenewalReq is not signed by a valid certificate of this CA)"
                 return Outcome.failure(FailInfo.BAD_REQUEST, why)
             async with self.services.db.transaction() as tx:
-                existing = await tx.scep.get(target.scope, request.transaction_id, key)
+                existing = await tx.scep.get(scope, request.transaction_id, key)
                 claimed = await self._claim(tx, record, existing)
         if not claimed:
             return Outcome.pending("an identical request is being processed")
@@ -221,7 +218,7 @@ class ScepGateway:
 
     async def _enroll(
         self,
-        target: ScepTarget,
+        target: EnrollmentTarget,
         record: ScepTransaction,
         csr: x509.CertificateSigningRequest,
         source_ip: str | None = None,
@@ -290,7 +287,7 @@ class ScepGateway:
         async with self.services.db.transaction() as tx:
             await tx.scep.update(record, expected)
 
-    async def _replay(self, target: ScepTarget, record: ScepTransaction) -> Outcome:
+    async def _replay(self, target: EnrollmentTarget, record: ScepTransaction) -> Outcome:
         """The outcome of an earlier request with this transactionID (RFC 8894 §3.2.1.1)."""
         if record.state is TransactionState.ISSUED:
             assert record.certificate_id is not None
@@ -324,7 +321,7 @@ class ScepGateway:
     # ---- who may enroll ---------------------------------------------------------------
 
     async def _renewal_source(
-        self, target: ScepTarget, signer: x509.Certificate
+        self, target: EnrollmentTarget, signer: x509.Certificate
     ) -> uuid.UUID | None:
         """The stored certificate that signed a RenewalReq, if it may stand in for a
         challenge: ours, of this CA and this enrollment, active and within its validity."""
@@ -360,13 +357,14 @@ class ScepGateway:
         assert stored is not None
         return stored.id
 
-    async def _static_hash(self, target: ScepTarget) -> str | None:
+    async def _static_hash(self, target: EnrollmentTarget) -> str | None:
         """The static challenge's scrypt hash, as stored now."""
+        scope = scep_scope(target)
 
         async def load(tx: Tx) -> Secret | None:
-            return await tx.secrets.get_by_owner(target.scope, scep_admin.CHALLENGE_PURPOSE)
+            return await tx.secrets.get_by_owner(scope, scep_admin.CHALLENGE_PURPOSE)
 
-        secret = await self.services.db.cached(("scep-challenge", target.scope), load)
+        secret = await self.services.db.cached(("scep-challenge", scope), load)
         if secret is None:
             return None
         plain = await self.services.kms.decrypt(
@@ -389,11 +387,11 @@ class ScepGateway:
     # ---- CertPoll, GetCert, GetCRL ----------------------------------------------------
 
     async def poll(
-        self, target: ScepTarget, transaction_id: str, issuer: x509.Name, subject: x509.Name
+        self, target: EnrollmentTarget, transaction_id: str, issuer: x509.Name, subject: x509.Name
     ) -> Outcome:
         """RFC 8894 §3.3.3: the state of an earlier PKCSReq/RenewalReq."""
         async with self.services.db.transaction(read_only=True) as tx:
-            record = await tx.scep.latest(target.scope, transaction_id)
+            record = await tx.scep.latest(scep_scope(target), transaction_id)
         if record is None:
             return Outcome.failure(
                 FailInfo.BAD_CERT_ID, f"no enrollment with transactionID {transaction_id}"
@@ -404,7 +402,7 @@ class ScepGateway:
             )
         return await self._replay(target, record)
 
-    async def get_cert(self, target: ScepTarget, issuer: x509.Name, serial: int) -> Outcome:
+    async def get_cert(self, target: EnrollmentTarget, issuer: x509.Name, serial: int) -> Outcome:
         """RFC 8894 §3.3.4: a certificate of this enrollment by issuer and serial."""
         async with self.services.db.transaction(read_only=True) as tx:
             stored = await tx.certificates.get_by_serial(format(serial, "x"))
@@ -425,7 +423,7 @@ class ScepGateway:
             )
         return _success(stored)
 
-    async def get_crl(self, target: ScepTarget, issuer: x509.Name, serial: int) -> Outcome:
+    async def get_crl(self, target: EnrollmentTarget, issuer: x509.Name, serial: int) -> Outcome:
         """RFC 8894 §3.3.5: the CRL of the CA that issued the named certificate."""
         async with self.services.db.transaction(read_only=True) as tx:
             ca = await tx.cas.get(target.profile.ca_id)

@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from gateway.app import create_app
-from gateway.core.scep import RA_ROTATION_GRACE
+from gateway.core.scep import RA_ROTATION_GRACE, scep_scope
 from gateway.pki.kms import secret_aad
 from gateway.pki.passwords import verify_secret
 from gateway.services.audit import SYSTEM
@@ -230,7 +230,9 @@ async def test_rotate_ra_without_grace_through_rest(scep) -> None:
 async def _owner(scep) -> str:
     target = await resolve(scep.services, "demo", "tls-server")
     async with scep.services.db.transaction(read_only=True) as tx:
-        return (await scep_admin.for_target(tx, target.application, target.profile)).owner
+        scope = scep_scope(await scep_admin.for_target(tx, target.application, target.profile))
+    assert scope == f"attachment:{target.attachment.id}:scep"  # the form stored rows carry
+    return scope
 
 
 async def test_dynamic_challenge_cap(scep, monkeypatch) -> None:

@@ -10,7 +10,7 @@ import pytest
 from cryptography import x509
 
 from gateway.core.model import new_id
-from gateway.core.scep import ScepChallenge, digest_hex
+from gateway.core.scep import ScepChallenge, digest_hex, scep_scope
 from gateway.services.certificates import resolve
 from protocols.scep import settings as scep_admin
 from tests.helpers import scepclient as sc
@@ -79,7 +79,9 @@ async def test_fail_dynamic_challenge_expired(scep) -> None:
 async def _owner(scep) -> str:
     target = await resolve(scep.services, "demo", "tls-server")
     async with scep.services.db.transaction(read_only=True) as tx:
-        return (await scep_admin.for_target(tx, target.application, target.profile)).owner
+        scope = scep_scope(await scep_admin.for_target(tx, target.application, target.profile))
+    assert scope == f"attachment:{target.attachment.id}:scep"  # the form stored rows carry
+    return scope
 
 
 async def test_ok_concurrent_dynamic_challenge_exactly_one(scep) -> None:

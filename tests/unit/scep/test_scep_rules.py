@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from gateway.core.methods import MethodSettings
+from gateway.core.model import (
+    Application,
+    KeyType,
+    Profile,
+    ProfileAttachment,
+    Project,
+    ProjectStatus,
+)
 from gateway.core.scep import (
     FailInfo,
     MessageType,
@@ -15,7 +25,9 @@ from gateway.core.scep import (
     check_signing_time,
     request_key,
     requester,
+    scep_scope,
 )
+from gateway.core.target import AttachedTarget, EnrollmentTarget
 from tests.helpers import scepclient as sc
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -80,3 +92,25 @@ def test_challenge_ttl(minutes: object, expected: timedelta | None) -> None:
             challenge_ttl(minutes)
     else:
         assert challenge_ttl(minutes) == expected
+
+
+def _targets() -> tuple[AttachedTarget, EnrollmentTarget]:
+    ids = [uuid.UUID(int=n) for n in range(1, 6)]
+    project = Project(ids[0], ids[0], "p", ProjectStatus.ACTIVE, b"", NOW)
+    profile = Profile(
+        ids[1], ids[0], "tls", "TLS", ids[2], ids[2], 90, (), (), 30, KeyType.EC_P256, {}, NOW
+    )
+    app = Application(ids[3], ids[0], "demo", "Demo", "", NOW)
+    attachment = ProfileAttachment(ids[4], app.id, profile.id, {}, NOW)
+    methods = MethodSettings.from_stored({}, "test")
+    return (
+        AttachedTarget(project, app, profile, attachment, None, None, methods),
+        EnrollmentTarget(project, None, profile, None, None, None, methods),
+    )
+
+
+def test_scep_scope_is_the_stored_form() -> None:
+    """Rows (RA, challenges, transactions) are keyed by these exact strings."""
+    attached, legacy = _targets()
+    assert scep_scope(attached) == "attachment:00000000-0000-0000-0000-000000000005:scep"
+    assert scep_scope(legacy) == "profile:00000000-0000-0000-0000-000000000002:scep"
