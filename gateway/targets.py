@@ -29,6 +29,7 @@ __all__ = [
     "NotAttached",
     "TargetResolver",
     "active_project",
+    "load_legacy",
     "load_scoped",
 ]
 
@@ -74,6 +75,23 @@ async def load_scoped(tx: Tx, app_slug: str, profile_slug: str) -> AttachedTarge
     )
 
 
+async def load_legacy(tx: Tx, profile_id: uuid.UUID) -> EnrollmentTarget:
+    """A legacy profile read in the caller's own transaction (see load_scoped)."""
+    profile = await tx.profiles.get(profile_id)
+    project = await tx.projects.get(profile.project_id) if profile else None
+    if profile is None or project is None:
+        raise NotAttached(f"profile {profile_id} not found")
+    return EnrollmentTarget(
+        project,
+        None,
+        profile,
+        None,
+        await tx.cas.get(profile.ca_id),
+        await tx.policies.get(profile.policy_id),
+        MethodSettings.from_stored(profile.enrollment, str(profile_id)),
+    )
+
+
 class TargetResolver:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -109,18 +127,6 @@ class TargetResolver:
         after another project becomes active)."""
 
         async def load(tx: Tx) -> EnrollmentTarget:
-            profile = await tx.profiles.get(profile_id)
-            project = await tx.projects.get(profile.project_id) if profile else None
-            if profile is None or project is None:
-                raise NotAttached(f"profile {profile_id} not found")
-            return EnrollmentTarget(
-                project,
-                None,
-                profile,
-                None,
-                await tx.cas.get(profile.ca_id),
-                await tx.policies.get(profile.policy_id),
-                MethodSettings.from_stored(profile.enrollment, str(profile_id)),
-            )
+            return await load_legacy(tx, profile_id)
 
         return await self._db.cached(("target-legacy", profile_id), load)

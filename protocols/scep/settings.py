@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from gateway.core.errors import CAUnavailable, InvalidInput, NotFound
-from gateway.core.methods import MethodSettings, ScepSettings
+from gateway.core.methods import ScepSettings
 from gateway.core.model import (
     Application,
     EnrollmentMethod,
@@ -42,7 +42,7 @@ from gateway.pki.kms import secret_aad
 from gateway.pki.passwords import generate_secret, hash_secret
 from gateway.services.audit import Actor, event
 from gateway.services.graph import Services
-from gateway.targets import EnrollmentTarget, NotAttached, load_scoped
+from gateway.targets import EnrollmentTarget, NotAttached, load_legacy, load_scoped
 from store.db import Tx
 
 SCEP = EnrollmentMethod.SCEP.value
@@ -64,21 +64,11 @@ async def for_target(tx: Tx, application: Application, profile: Profile) -> Enro
 
 
 async def for_profile(tx: Tx, profile_id: uuid.UUID) -> EnrollmentTarget:
-    """A legacy profile, read in the caller's transaction; the same target as
-    gateway.targets.TargetResolver.legacy, without its cache."""
-    profile = await tx.profiles.get(profile_id)
-    project = await tx.projects.get(profile.project_id) if profile else None
-    if profile is None or project is None:
-        raise NotFound("profile not found")
-    return EnrollmentTarget(
-        project,
-        None,
-        profile,
-        None,
-        await tx.cas.get(profile.ca_id),
-        await tx.policies.get(profile.policy_id),
-        MethodSettings.from_stored(profile.enrollment, str(profile_id)),
-    )
+    """A legacy profile, read in the caller's transaction."""
+    try:
+        return await load_legacy(tx, profile_id)
+    except NotFound:
+        raise NotFound("profile not found") from None
 
 
 async def reread(tx: Tx, target: EnrollmentTarget) -> EnrollmentTarget:
