@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.events.observe import observed
 from protocols.acme.routes import route_specs
 from protocols.acme.server import AcmeServer
 from protocols.acme.settings import binder
@@ -14,5 +15,6 @@ from protocols.acme.settings import binder
 def install(app: web.Application) -> None:
     server = AcmeServer()
     for spec in route_specs(server):
-        app.router.add_route(spec.method, spec.path, spec.handler, name=spec.name)
+        handler = observed(spec.handler, spec.name)
+        app.router.add_route(spec.method, spec.path, handler, name=spec.name)
     app.cleanup_ctx.append(binder(server))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.appkeys import SERVICES
+from gateway.events.observe import observed
 from gateway.services.graph import Services
 from protocols.est.auth import parse_networks
 from protocols.est.handlers import EstContext, EstHandlers
@@ -33,4 +34,5 @@ def install(app: web.Application) -> None:
         return cached[1]
 
     for spec in EstHandlers(context).routes():
-        app.router.add_route(spec.method, spec.path, spec.handler, name=spec.name)
+        handler = observed(spec.handler, spec.name)
+        app.router.add_route(spec.method, spec.path, handler, name=spec.name)

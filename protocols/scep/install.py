@@ -7,6 +7,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.appkeys import SERVICES
+from gateway.events.observe import observed
 from gateway.services.graph import Services
 from protocols.scep.handlers import ScepHandlers
 from protocols.scep.transactions import ScepGateway
@@ -24,4 +25,5 @@ def install(app: web.Application) -> None:
         return made[0][1]
 
     for spec in ScepHandlers(backend).routes():
-        app.router.add_route(spec.method, spec.path, spec.handler, name=spec.name)
+        handler = observed(spec.handler, spec.name)
+        app.router.add_route(spec.method, spec.path, handler, name=spec.name)

@@ -26,9 +26,18 @@ async def test_ok_protocol_routes_skip_rest_middleware(gateway: Any) -> None:
     directory = urlsplit(gateway.bootstrap["acme_directory"]).path
     resp = await gateway.client.get(directory, headers={"X-Request-Id": "from-client"})
     assert resp.status == 200
-    # The REST middleware echoes X-Request-Id on everything it handles; ACME's directory
-    # never passes through it.
-    assert "X-Request-Id" not in resp.headers
+    # Observed like every request (gateway.events.observe): the client's id is echoed and
+    # the route is counted under its name...
+    assert resp.headers["X-Request-Id"] == "from-client"
+    metrics = (await (await gateway.client.get("/metrics")).read()).decode()
+    assert 'route="acme.app.directory",status="200"' in metrics
+    # ...but never handled by the REST middleware: a miss is ACME's problem document, not
+    # the REST JSON error, and no REST token is asked for.
+    missing = directory.replace("/demo/", "/no-such-app/")
+    resp = await gateway.client.get(missing)
+    assert resp.status == 404
+    assert resp.content_type == "application/problem+json"
+    assert "error" not in await resp.json()
 
 
 async def test_ok_unknown_rest_path_gets_the_rest_error_form(gateway: Any) -> None:
