@@ -18,7 +18,14 @@ import uuid
 
 from gateway.core.errors import NotFound
 from gateway.core.methods import MethodSettings
-from gateway.core.model import Application, Project
+from gateway.core.model import (
+    Application,
+    CertificateAuthority,
+    EnrollmentMethod,
+    Policy,
+    Profile,
+    Project,
+)
 from gateway.core.target import AttachedTarget, EnrollmentTarget
 from store.db import Database, Tx
 
@@ -52,6 +59,10 @@ async def active_project(tx: Tx) -> Project:
     return project
 
 
+async def _issuing(tx: Tx, profile: Profile) -> tuple[CertificateAuthority | None, Policy | None]:
+    return await tx.cas.get(profile.ca_id), await tx.policies.get(profile.policy_id)
+
+
 async def load_scoped(tx: Tx, app_slug: str, profile_slug: str) -> AttachedTarget:
     """An attached profile read in the caller's own transaction (a change that has not
     committed yet, e.g. the first-start bootstrap, sees its own rows); the resolver's cached
@@ -64,15 +75,9 @@ async def load_scoped(tx: Tx, app_slug: str, profile_slug: str) -> AttachedTarge
     attachment = await tx.attachments.get(app.id, profile.id) if profile else None
     if profile is None or attachment is None:
         raise NotAttached(f"profile '{profile_slug}' is not attached to application '{app_slug}'")
-    return AttachedTarget(
-        project,
-        app,
-        profile,
-        attachment,
-        await tx.cas.get(profile.ca_id),
-        await tx.policies.get(profile.policy_id),
-        MethodSettings.from_stored(attachment.methods, f"{app_slug}/{profile_slug}"),
-    )
+    ca, policy = await _issuing(tx, profile)
+    methods = MethodSettings.from_stored(attachment.methods, f"{app_slug}/{profile_slug}")
+    return AttachedTarget(project, app, profile, attachment, ca, policy, methods)
 
 
 async def load_legacy(tx: Tx, profile_id: uuid.UUID) -> EnrollmentTarget:
@@ -81,15 +86,9 @@ async def load_legacy(tx: Tx, profile_id: uuid.UUID) -> EnrollmentTarget:
     project = await tx.projects.get(profile.project_id) if profile else None
     if profile is None or project is None:
         raise NotAttached(f"profile {profile_id} not found")
-    return EnrollmentTarget(
-        project,
-        None,
-        profile,
-        None,
-        await tx.cas.get(profile.ca_id),
-        await tx.policies.get(profile.policy_id),
-        MethodSettings.from_stored(profile.enrollment, str(profile_id)),
-    )
+    ca, policy = await _issuing(tx, profile)
+    methods = MethodSettings.from_stored(profile.enrollment, str(profile_id))
+    return EnrollmentTarget(project, None, profile, None, ca, policy, methods)
 
 
 class TargetResolver:
@@ -121,6 +120,28 @@ class TargetResolver:
             return await load_scoped(tx, app_slug, profile_slug)
 
         return await self._db.cached(("target", app_slug, profile_slug), load)
+
+    async def serving(
+        self, method: EnrollmentMethod, app_slug: str, profile_slug: str
+    ) -> AttachedTarget | None:
+        """The attached profile when `method` is enabled on it; None for every miss (no
+        such application or profile, not attached, method off), which a protocol answers
+        in its own form."""
+        try:
+            target = await self.scoped(app_slug, profile_slug)
+        except NotFound:
+            return None
+        return target if target.enabled(method) else None
+
+    async def serving_legacy(
+        self, method: EnrollmentMethod, profile_id: uuid.UUID
+    ) -> EnrollmentTarget | None:
+        """The legacy profile when `method` is enabled on it; None for every miss."""
+        try:
+            target = await self.legacy(profile_id)
+        except NotFound:
+            return None
+        return target if target.enabled(method) else None
 
     async def legacy(self, profile_id: uuid.UUID) -> EnrollmentTarget:
         """A profile by id, in any project (legacy profile-scoped endpoints keep working

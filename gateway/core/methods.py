@@ -13,7 +13,7 @@ import ipaddress
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from gateway.core.acme import DEFAULT_VALIDATION_NETWORKS, ChallengeType
 from gateway.core.errors import InvalidInput
@@ -51,21 +51,29 @@ def _flag(raw: Mapping[str, Any], name: str, default: bool) -> bool:
 
 
 @dataclass(frozen=True)
-class ApiSettings:
-    """The REST issuance method of an attached profile."""
+class _OnOff:
+    """A method whose only setting is whether it is on (its secrets are managed apart)."""
 
     enabled: bool = False
 
     FIELDS = frozenset({"enabled"})
+    LABEL = ""
 
     @classmethod
-    def from_dict(cls, raw: Any) -> ApiSettings:
-        data = _object(raw, "api")
-        _known(data, cls.FIELDS, "API")
+    def from_dict(cls, raw: Any) -> Self:
+        data = _object(raw, cls.LABEL.lower())
+        _known(data, cls.FIELDS, cls.LABEL)
         return cls(enabled=_flag(data, "enabled", False))
 
     def to_dict(self) -> dict[str, Any]:
         return {"enabled": self.enabled}
+
+
+@dataclass(frozen=True)
+class ApiSettings(_OnOff):
+    """The REST issuance method of an attached profile."""
+
+    LABEL = "API"
 
 
 @dataclass(frozen=True)
@@ -144,21 +152,10 @@ class AcmeSettings:
 
 
 @dataclass(frozen=True)
-class ScepSettings:
+class ScepSettings(_OnOff):
     """RFC 8894 enrollment; the RA and challenges are secrets, managed apart."""
 
-    enabled: bool = False
-
-    FIELDS = frozenset({"enabled"})
-
-    @classmethod
-    def from_dict(cls, raw: Any) -> ScepSettings:
-        data = _object(raw, "scep")
-        _known(data, cls.FIELDS, "SCEP")
-        return cls(enabled=_flag(data, "enabled", False))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"enabled": self.enabled}
+    LABEL = "SCEP"
 
 
 @dataclass(frozen=True)

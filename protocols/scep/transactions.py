@@ -68,24 +68,16 @@ class ScepGateway:
     # ---- targets (configuration: through the read cache, store.cache) -----------------
 
     async def resolve(self, application: str, profile: str) -> EnrollmentTarget:
-        try:
-            target: EnrollmentTarget | None = await self.services.targets.scoped(
-                application, profile
-            )
-        except NotFound:
-            target = None
-        if target is None or not target.methods.scep.enabled:
+        target = await self.services.targets.serving(EnrollmentMethod.SCEP, application, profile)
+        if target is None:
             raise NotFound(
                 f"no SCEP enrollment at application '{application[:63]}', profile '{profile[:63]}'"
             )
         return target
 
     async def resolve_legacy(self, profile_id: uuid.UUID) -> EnrollmentTarget:
-        try:
-            target: EnrollmentTarget | None = await self.services.targets.legacy(profile_id)
-        except NotFound:
-            target = None
-        if target is None or not target.methods.scep.enabled:
+        target = await self.services.targets.serving_legacy(EnrollmentMethod.SCEP, profile_id)
+        if target is None:
             raise NotFound(f"no SCEP enrollment for profile {profile_id}")
         return target
 
