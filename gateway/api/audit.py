@@ -13,9 +13,8 @@ from gateway.api import models
 from gateway.api import serializers as ser
 from gateway.api.common import iso_datetime, page_json, pagination, services
 from gateway.api.routing import Permission, Route
-from gateway.core.errors import NotFound
 from gateway.core.model import AuditEvent
-from gateway.services.catalog import active_project
+from gateway.services import audit as audit_log
 from gateway.services.certificates import resolve_application
 from store.filters import AuditFilter
 
@@ -49,27 +48,24 @@ def _filter(request: web.Request, application_id: uuid.UUID | None) -> AuditFilt
     )
 
 
-async def _page(request: web.Request, application_id: uuid.UUID | None) -> web.Response:
+async def _page(
+    request: web.Request, application_id: uuid.UUID | None, application: str | None = None
+) -> web.Response:
     limit, offset = pagination(request)
-    audit_filter = _filter(request, application_id)
-    async with services(request).db.transaction(read_only=True) as tx:
-        page = await tx.audit.list(audit_filter, limit, offset)
+    page = await audit_log.list_events(
+        services(request),
+        _filter(request, application_id),
+        limit,
+        offset,
+        application=application,
+    )
     return web.json_response(
         page_json([event_json(e) for e in page.items], page.total, limit, offset)
     )
 
 
 async def list_all(request: web.Request) -> web.Response:
-    application_id = None
-    slug = request.query.get("application")
-    if slug:
-        async with services(request).db.transaction(read_only=True) as tx:
-            project = await active_project(tx)
-            app = await tx.applications.get_by_slug(project.id, slug)
-        if app is None:
-            raise NotFound(f"application '{slug}' not found")
-        application_id = app.id
-    return await _page(request, application_id)
+    return await _page(request, None, request.query.get("application") or None)
 
 
 async def list_for_application(request: web.Request) -> web.Response:

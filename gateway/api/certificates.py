@@ -19,9 +19,8 @@ from gateway.api.common import (
 )
 from gateway.api.routing import Permission, Route
 from gateway.core.enrollment import Pending
-from gateway.core.errors import InvalidInput
 from gateway.services import certificates as certs
-from store.filters import CertificateFilter, CertificateListStatus
+from store.filters import CertificateListStatus
 
 
 def _result(result: certs.IssueResult) -> web.Response:
@@ -49,29 +48,19 @@ async def list_certificates(request: web.Request) -> web.Response:
     svc = services(request)
     app = await certs.resolve_application(svc, request.match_info["app"])
     query = query_of(request, models.CertificateQuery)
-    limit, offset = query.limit, query.offset
     status = query.status.value if query.status is not None else None
-    profile_id = None
-    async with svc.db.transaction(read_only=True) as tx:
-        if query.profile is not None:
-            profile = await tx.profiles.get_by_slug(app.project_id, query.profile)
-            if profile is None:
-                raise InvalidInput(f"unknown profile '{query.profile}'")
-            profile_id = profile.id
-        page = await tx.certificates.list(
-            CertificateFilter(
-                application_id=app.id,
-                profile_id=profile_id,
-                status=cast(CertificateListStatus | None, status),
-                now=svc.clock.now(),
-                expiring_before=query.expiring_before,
-                search=query.q or None,
-            ),
-            limit,
-            offset,
-        )
+    page = await certs.list_certificates(
+        svc,
+        app,
+        profile=query.profile,
+        status=cast(CertificateListStatus | None, status),
+        expiring_before=query.expiring_before,
+        search=query.q or None,
+        limit=query.limit,
+        offset=query.offset,
+    )
     return web.json_response(
-        page_json([ser.certificate(c) for c in page.items], page.total, limit, offset)
+        page_json([ser.certificate(c) for c in page.items], page.total, query.limit, query.offset)
     )
 
 
@@ -86,14 +75,7 @@ async def revoke(request: web.Request) -> web.Response:
     body = body_of(request, models.RevokeBody)
     svc = services(request)
     app = await certs.resolve_application(svc, request.match_info["app"])
-    who = actor(request)
-    cert = await svc.enrollment.revoke(
-        path_uuid(request, "cert_id"),
-        body.reason,
-        actor=who.name,
-        source_ip=who.source_ip,
-        application_id=app.id,
-    )
+    cert = await certs.revoke(svc, app, path_uuid(request, "cert_id"), body.reason, actor(request))
     return web.json_response(ser.certificate(cert))
 
 

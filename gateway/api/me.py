@@ -16,28 +16,25 @@ from gateway.api.principals import (
 )
 from gateway.api.routing import Permission, Route
 from gateway.core.errors import InvalidInput
-from gateway.services.auth import create_token, revoke_token
+from gateway.services import principals
 
 
 async def whoami(request: web.Request) -> web.Response:
     auth = request[PRINCIPAL]
     svc = services(request)
-    async with svc.db.transaction(read_only=True) as tx:
-        members = await tx.members.list_for_principal(auth.principal.id)
-        memberships = await memberships_json(tx, members)
+    memberships = await principals.memberships(svc, auth.principal.id)
     return web.json_response(
         {
             "principal": ser.principal(auth.principal),
             "token": token_json(auth.token, svc.clock.now()),
-            "memberships": memberships,
+            "memberships": memberships_json(memberships),
         }
     )
 
 
 async def list_tokens(request: web.Request) -> web.Response:
     svc = services(request)
-    async with svc.db.transaction(read_only=True) as tx:
-        tokens = await tx.tokens.list(request[PRINCIPAL].principal.id)
+    tokens = await principals.own_tokens(svc, request[PRINCIPAL].principal.id)
     now = svc.clock.now()
     return web.json_response({"items": [token_json(t, now) for t in tokens]})
 
@@ -55,24 +52,17 @@ async def new_token(request: web.Request) -> web.Response:
             raise InvalidInput(
                 f"expires_at must not be later than the calling token's ({ser.ts(limit)})"
             )
-    svc = services(request)
-    async with svc.db.transaction() as tx:
-        token, plaintext = await create_token(
-            tx, actor(request), svc.clock.now(), auth.principal.id, name, expires_at
-        )
+    token, plaintext = await principals.create_token(
+        services(request), actor(request), auth.principal.id, name, expires_at
+    )
     return created_token_response(token, plaintext)
 
 
 async def revoke(request: web.Request) -> web.Response:
     svc = services(request)
-    async with svc.db.transaction() as tx:
-        token = await revoke_token(
-            tx,
-            actor(request),
-            svc.clock.now(),
-            path_uuid(request, "token_id"),
-            owner=request[PRINCIPAL].principal.id,
-        )
+    token = await principals.revoke_token(
+        svc, actor(request), path_uuid(request, "token_id"), owner=request[PRINCIPAL].principal.id
+    )
     return web.json_response(token_json(token, svc.clock.now()))
 
 

@@ -34,23 +34,15 @@ def member_json(app: Application, member: Member, principal: Principal | None) -
 async def list_members(request: web.Request) -> web.Response:
     svc = services(request)
     app = await resolve_application(svc, request.match_info["app"])
-    async with svc.db.transaction(read_only=True) as tx:
-        members = await tx.members.list(app.id)
-        principals = await tx.principals.get_many(m.principal_id for m in members)
-    return web.json_response(
-        {"items": [member_json(app, m, principals.get(m.principal_id)) for m in members]}
-    )
+    members = await admin.list_members(svc, app)
+    return web.json_response({"items": [member_json(app, m, p) for m, p in members]})
 
 
 async def add_member(request: web.Request) -> web.Response:
     body = body_of(request, models.MemberBody)
     svc = services(request)
     app = await resolve_application(svc, request.match_info["app"])
-    async with svc.db.transaction() as tx:
-        principal = await admin.find_principal(tx, body.principal)
-        member = await admin.add_member(
-            tx, actor(request), svc.clock.now(), app, principal, body.role
-        )
+    member, principal = await admin.add_member(svc, actor(request), app, body.principal, body.role)
     return web.json_response(member_json(app, member, principal), status=201)
 
 
@@ -59,21 +51,14 @@ async def change_role(request: web.Request) -> web.Response:
     svc = services(request)
     app = await resolve_application(svc, request.match_info["app"])
     principal_id: uuid.UUID = path_uuid(request, "principal_id")
-    async with svc.db.transaction() as tx:
-        member = await admin.change_role(
-            tx, actor(request), svc.clock.now(), app, principal_id, role
-        )
-        principal = await tx.principals.get(principal_id)
+    member, principal = await admin.change_role(svc, actor(request), app, principal_id, role)
     return web.json_response(member_json(app, member, principal))
 
 
 async def remove_member(request: web.Request) -> web.Response:
     svc = services(request)
     app = await resolve_application(svc, request.match_info["app"])
-    async with svc.db.transaction() as tx:
-        await admin.remove_member(
-            tx, actor(request), svc.clock.now(), app, path_uuid(request, "principal_id")
-        )
+    await admin.remove_member(svc, actor(request), app, path_uuid(request, "principal_id"))
     return web.Response(status=204)
 
 

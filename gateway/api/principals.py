@@ -12,17 +12,10 @@ from gateway.api import models
 from gateway.api import serializers as ser
 from gateway.api.common import actor, iso_datetime, json_body, path_uuid, services
 from gateway.api.routing import Permission, Route
-from gateway.core.errors import InvalidInput, NotFound
-from gateway.core.model import ApiToken, Member, PrincipalKind, ProductRole
-from gateway.services.auth import (
-    UNSET,
-    create_principal,
-    create_token,
-    delete_principal,
-    revoke_token,
-    update_principal,
-)
-from store.db import Tx
+from gateway.core.errors import InvalidInput
+from gateway.core.model import ApiToken, PrincipalKind, ProductRole
+from gateway.services import principals
+from gateway.services.principals import UNSET, Membership
 
 
 def token_json(token: ApiToken, now: datetime) -> dict[str, Any]:
@@ -44,20 +37,17 @@ def token_json(token: ApiToken, now: datetime) -> dict[str, Any]:
     }
 
 
-async def memberships_json(tx: Tx, members: list[Member]) -> list[dict[str, Any]]:
-    items = []
-    for m in members:
-        app = await tx.applications.get(m.application_id)
-        items.append(
-            {
-                "application_id": str(m.application_id),
-                "application": app.slug if app else None,
-                "project_id": str(app.project_id) if app else None,
-                "role": m.role.value,
-                "created_at": ser.ts(m.created_at),
-            }
-        )
-    return items
+def memberships_json(memberships: list[Membership]) -> list[dict[str, Any]]:
+    return [
+        {
+            "application_id": str(m.member.application_id),
+            "application": m.application.slug if m.application else None,
+            "project_id": str(m.application.project_id) if m.application else None,
+            "role": m.member.role.value,
+            "created_at": ser.ts(m.member.created_at),
+        }
+        for m in memberships
+    ]
 
 
 def _product_role(value: Any) -> ProductRole | None:
@@ -72,8 +62,7 @@ def _product_role(value: Any) -> ProductRole | None:
 
 
 async def list_principals(request: web.Request) -> web.Response:
-    async with services(request).db.transaction(read_only=True) as tx:
-        items = await tx.principals.list()
+    items = await principals.list_principals(services(request))
     return web.json_response({"items": [ser.principal(p) for p in items]})
 
 
@@ -84,21 +73,19 @@ async def create(request: web.Request) -> web.Response:
     except ValueError:
         raise InvalidInput("kind must be user or machine") from None
     role = _product_role(body.get("product_role"))
-    svc = services(request)
-    async with svc.db.transaction() as tx:
-        principal = await create_principal(
-            tx, actor(request), svc.clock.now(), body.get("name", ""), kind=kind, product_role=role
-        )
+    principal = await principals.create_principal(
+        services(request), actor(request), body.get("name", ""), kind=kind, product_role=role
+    )
     return web.json_response(ser.principal(principal), status=201)
 
 
 async def get_principal(request: web.Request) -> web.Response:
-    async with services(request).db.transaction(read_only=True) as tx:
-        principal = await tx.principals.get(path_uuid(request, "principal_id"))
-        if principal is None:
-            raise NotFound("principal not found")
-        members = await memberships_json(tx, await tx.members.list_for_principal(principal.id))
-    return web.json_response({**ser.principal(principal), "memberships": members})
+    principal, memberships = await principals.get_principal(
+        services(request), path_uuid(request, "principal_id")
+    )
+    return web.json_response(
+        {**ser.principal(principal), "memberships": memberships_json(memberships)}
+    )
 
 
 async def update(request: web.Request) -> web.Response:
@@ -114,25 +101,20 @@ async def update(request: web.Request) -> web.Response:
     if disabled is not None and not isinstance(disabled, bool):
         raise InvalidInput("disabled must be a boolean")
     role = _product_role(body["product_role"]) if "product_role" in body else UNSET
-    svc = services(request)
-    async with svc.db.transaction() as tx:
-        principal = await update_principal(
-            tx,
-            actor(request),
-            svc.clock.now(),
-            path_uuid(request, "principal_id"),
-            product_role=role,
-            disabled=disabled,
-        )
+    principal = await principals.update_principal(
+        services(request),
+        actor(request),
+        path_uuid(request, "principal_id"),
+        product_role=role,
+        disabled=disabled,
+    )
     return web.json_response(ser.principal(principal))
 
 
 async def delete(request: web.Request) -> web.Response:
-    svc = services(request)
-    async with svc.db.transaction() as tx:
-        await delete_principal(
-            tx, actor(request), svc.clock.now(), path_uuid(request, "principal_id")
-        )
+    await principals.delete_principal(
+        services(request), actor(request), path_uuid(request, "principal_id")
+    )
     return web.Response(status=204)
 
 
@@ -161,36 +143,22 @@ def created_token_response(token: ApiToken, plaintext: str) -> web.Response:
 
 async def new_token(request: web.Request) -> web.Response:
     name, expires_at = token_request(await json_body(request))
-    svc = services(request)
-    async with svc.db.transaction() as tx:
-        token, plaintext = await create_token(
-            tx,
-            actor(request),
-            svc.clock.now(),
-            path_uuid(request, "principal_id"),
-            name,
-            expires_at,
-        )
+    token, plaintext = await principals.create_token(
+        services(request), actor(request), path_uuid(request, "principal_id"), name, expires_at
+    )
     return created_token_response(token, plaintext)
 
 
 async def list_tokens(request: web.Request) -> web.Response:
     svc = services(request)
-    principal_id = path_uuid(request, "principal_id")
-    async with svc.db.transaction(read_only=True) as tx:
-        if await tx.principals.get(principal_id) is None:
-            raise NotFound("principal not found")
-        tokens = await tx.tokens.list(principal_id)
+    tokens = await principals.list_tokens(svc, path_uuid(request, "principal_id"))
     now = svc.clock.now()
     return web.json_response({"items": [token_json(t, now) for t in tokens]})
 
 
 async def revoke(request: web.Request) -> web.Response:
     svc = services(request)
-    async with svc.db.transaction() as tx:
-        token = await revoke_token(
-            tx, actor(request), svc.clock.now(), path_uuid(request, "token_id")
-        )
+    token = await principals.revoke_token(svc, actor(request), path_uuid(request, "token_id"))
     return web.json_response(token_json(token, svc.clock.now()))
 
 

@@ -11,7 +11,6 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from gateway.api.common import path_uuid, services
 from gateway.api.routing import Permission, Route
 from gateway.appkeys import CRL
-from gateway.core.errors import NotFound
 from gateway.pki.urls import CA_CERT_PATH, CRL_PATH
 
 log = logging.getLogger(__name__)
@@ -39,11 +38,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def crl(request: web.Request) -> web.Response:
     """RFC 5280 §4.2.1.13 / RFC 2585 §4: DER CRL as application/pkix-crl over HTTP."""
-    ca_id = path_uuid(request, "ca_id")
-    async with services(request).db.transaction(read_only=True) as tx:
-        if await tx.cas.get(ca_id) is None:
-            raise NotFound("CA not found")
-    record = await request.app[CRL].current(ca_id)
+    record = await request.app[CRL].published(path_uuid(request, "ca_id"))
     return web.Response(
         body=record.der,
         content_type="application/pkix-crl",
@@ -53,10 +48,7 @@ async def crl(request: web.Request) -> web.Response:
 
 async def ca_certificate(request: web.Request) -> web.Response:
     """AIA caIssuers target (RFC 5280 §4.2.2.1): the CA certificate, DER."""
-    async with services(request).db.transaction(read_only=True) as tx:
-        ca = await tx.cas.get(path_uuid(request, "ca_id"))
-    if ca is None:
-        raise NotFound("CA not found")
+    ca = await request.app[CRL].ca_certificate(path_uuid(request, "ca_id"))
     der = x509.load_pem_x509_certificate(ca.certificate_pem.encode()).public_bytes(Encoding.DER)
     return web.Response(body=der, content_type="application/pkix-cert")
 

@@ -26,11 +26,11 @@ from store.db import Database, Tx
 TOKEN_PREFIX = "cgt_"
 
 
-class _Unset:
+class Unset:
     """Marks "leave as is" where None is a meaningful value (no product role)."""
 
 
-UNSET = _Unset()
+UNSET = Unset()
 
 
 @dataclass(frozen=True)
@@ -192,14 +192,14 @@ async def update_principal(
     at: datetime,
     principal_id: uuid.UUID,
     *,
-    product_role: ProductRole | _Unset | None = UNSET,
+    product_role: ProductRole | Unset | None = UNSET,
     disabled: bool | None = None,
 ) -> Principal:
     """Change the product role (None: no product role) and/or the disabled flag."""
     before = await tx.principals.get(principal_id)
     if before is None:
         raise NotFound("principal not found")
-    role = before.product_role if isinstance(product_role, _Unset) else product_role
+    role = before.product_role if isinstance(product_role, Unset) else product_role
     new_disabled = before.disabled if disabled is None else disabled
     if _is_active_admin(before) and not (role is ProductRole.ADMIN and not new_disabled):
         await _keep_one_admin(tx)

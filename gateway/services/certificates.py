@@ -1,11 +1,12 @@
 """Certificate operations behind the REST API and the CLI: issue (CSR or server-side key),
-renew, revoke. Everything goes through EnrollmentService."""
+list, get, renew, revoke. Issuance and revocation go through EnrollmentService."""
 
 from __future__ import annotations
 
 import ipaddress
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from cryptography import x509
@@ -20,6 +21,7 @@ from gateway.core.model import (
     Certificate,
     EnrollmentMethod,
     KeyType,
+    Page,
     Profile,
     RevocationReason,
 )
@@ -28,6 +30,7 @@ from gateway.services.audit import Actor
 from gateway.services.graph import Services
 from gateway.targets import AttachedTarget
 from store.db import Tx
+from store.filters import CertificateFilter, CertificateListStatus
 
 # Subject attributes accepted for server-side key generation, by short name.
 _SUBJECT_OIDS = {
@@ -206,6 +209,54 @@ async def get_certificate(services: Services, app: Application, cert_id: uuid.UU
     if cert is None or cert.application_id != app.id:
         raise NotFound("certificate not found")
     return cert
+
+
+async def list_certificates(
+    services: Services,
+    app: Application,
+    *,
+    profile: str | None = None,
+    status: CertificateListStatus | None = None,
+    expiring_before: datetime | None = None,
+    search: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> Page[Certificate]:
+    """A page of the application's certificates; `profile` is a profile slug of the
+    application's project (an unknown one is invalid input, not an empty page)."""
+    async with services.db.transaction(read_only=True) as tx:
+        profile_id = None
+        if profile is not None:
+            found = await tx.profiles.get_by_slug(app.project_id, profile)
+            if found is None:
+                raise InvalidInput(f"unknown profile '{profile}'")
+            profile_id = found.id
+        return await tx.certificates.list(
+            CertificateFilter(
+                application_id=app.id,
+                profile_id=profile_id,
+                status=status,
+                now=services.clock.now(),
+                expiring_before=expiring_before,
+                search=search,
+            ),
+            limit,
+            offset,
+        )
+
+
+async def revoke(
+    services: Services,
+    app: Application,
+    cert_id: uuid.UUID,
+    reason: RevocationReason,
+    actor: Actor,
+) -> Certificate:
+    """Revoke one of the application's certificates; the CA's CRL is rebuilt in the same
+    transaction (EnrollmentService.revoke)."""
+    return await services.enrollment.revoke(
+        cert_id, reason, actor=actor.name, source_ip=actor.source_ip, application_id=app.id
+    )
 
 
 async def renew(

@@ -1,5 +1,6 @@
 """CRL upkeep: rebuilt inside every revoking transaction and whenever the stored one is
-near its nextUpdate (RFC 5280 §5.1.2.5: a CRL must be reissued before nextUpdate)."""
+near its nextUpdate (RFC 5280 §5.1.2.5: a CRL must be reissued before nextUpdate). Also
+the public PKI reads: a CA's published CRL and its certificate (AIA caIssuers)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from cryptography import x509
 from gateway.config import PkiConfig
 from gateway.core.clock import SystemClock
 from gateway.core.errors import NotFound
-from gateway.core.model import Certificate, CrlRecord
+from gateway.core.model import Certificate, CertificateAuthority, CrlRecord
 from gateway.pki.crl import RevokedEntry, build_crl
 from gateway.pki.signer import CaSigner
 from store.db import Database, Tx
@@ -58,6 +59,22 @@ class CrlService:
             if record is not None and record.next_update - self._clock.now() > self._refresh:
                 return record
             return await self.rebuild(tx, ca_id)
+
+    async def published(self, ca_id: uuid.UUID) -> CrlRecord:
+        """The CRL served at the CRL distribution point: `current`, for a CA that exists
+        (a deleted CA's stored CRL is not served)."""
+        async with self._db.transaction(read_only=True) as tx:
+            if await tx.cas.get(ca_id) is None:
+                raise NotFound("CA not found")
+        return await self.current(ca_id)
+
+    async def ca_certificate(self, ca_id: uuid.UUID) -> CertificateAuthority:
+        """The CA whose certificate the AIA caIssuers URL serves (RFC 5280 §4.2.2.1)."""
+        async with self._db.transaction(read_only=True) as tx:
+            ca = await tx.cas.get(ca_id)
+        if ca is None:
+            raise NotFound("CA not found")
+        return ca
 
     async def refresh_all(self) -> int:
         """Scheduler hook: refresh every enabled CA's CRL that is due; returns how many."""

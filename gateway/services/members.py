@@ -1,17 +1,21 @@
-"""Application members: add, change role, remove. Shared by the REST API and the CLI;
-every change is audited in the caller's transaction, against the application, so that
+"""Application members: list, add, change role, remove. Each use case opens its own
+transaction; every change is audited in it, against the application, so that
 application's Auditors see who gained or lost access."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.core.errors import InvalidInput, NotFound
 from gateway.core.model import Application, AppRole, AuditEvent, Member, Principal
 from gateway.services.audit import Actor, event
-from store.db import Tx
+
+if TYPE_CHECKING:
+    # Only for annotations: gateway.services.auth imports this module (removal_event).
+    from gateway.services.graph import Services
+    from store.db import Tx
 
 ROLES = ", ".join(r.value for r in AppRole)
 
@@ -47,71 +51,90 @@ def _event_id(app: Application, principal_id: uuid.UUID) -> str:
     return f"{app.id}:{principal_id}"
 
 
+async def list_members(
+    services: Services, app: Application
+) -> list[tuple[Member, Principal | None]]:
+    """The application's members, each with its principal."""
+    async with services.db.transaction(read_only=True) as tx:
+        members = await tx.members.list(app.id)
+        principals = await tx.principals.get_many(m.principal_id for m in members)
+    return [(m, principals.get(m.principal_id)) for m in members]
+
+
 async def add_member(
-    tx: Tx, actor: Actor, at: datetime, app: Application, principal: Principal, role: AppRole
-) -> Member:
-    member = Member(app.id, principal.id, role, at)
-    await tx.members.add(member)  # Conflict(already_member) on a second add
-    await tx.audit.add(
-        event(
-            actor,
-            at,
-            "member.added",
-            "member",
-            _event_id(app, principal.id),
-            project_id=app.project_id,
-            application_id=app.id,
-            details={
-                "principal_id": str(principal.id),
-                "principal": principal.name,
-                "before": None,
-                "after": {"role": role.value},
-            },
+    services: Services, actor: Actor, app: Application, principal_ref: Any, role: AppRole
+) -> tuple[Member, Principal]:
+    """Give a principal (by id or name: find_principal) a role in the application."""
+    async with services.db.transaction() as tx:
+        principal = await find_principal(tx, principal_ref)
+        at = services.clock.now()
+        member = Member(app.id, principal.id, role, at)
+        await tx.members.add(member)  # Conflict(already_member) on a second add
+        await tx.audit.add(
+            event(
+                actor,
+                at,
+                "member.added",
+                "member",
+                _event_id(app, principal.id),
+                project_id=app.project_id,
+                application_id=app.id,
+                details={
+                    "principal_id": str(principal.id),
+                    "principal": principal.name,
+                    "before": None,
+                    "after": {"role": role.value},
+                },
+            )
         )
-    )
-    return member
+    return member, principal
 
 
 async def change_role(
-    tx: Tx, actor: Actor, at: datetime, app: Application, principal_id: uuid.UUID, role: AppRole
-) -> Member:
-    before = await tx.members.get(app.id, principal_id)
-    if before is None:
-        raise NotFound("the principal is not a member of this application")
-    after = await tx.members.set_role(app.id, principal_id, role)
-    if after is None:  # removed by a concurrent request since the read above
-        raise NotFound("the principal is not a member of this application")
-    principal = await tx.principals.get(principal_id)
-    await tx.audit.add(
-        event(
-            actor,
-            at,
-            "member.role_changed",
-            "member",
-            _event_id(app, principal_id),
-            project_id=app.project_id,
-            application_id=app.id,
-            details={
-                "principal_id": str(principal_id),
-                "principal": principal.name if principal else None,
-                "before": {"role": before.role.value},
-                "after": {"role": role.value},
-            },
+    services: Services, actor: Actor, app: Application, principal_id: uuid.UUID, role: AppRole
+) -> tuple[Member, Principal | None]:
+    """The member with its new role, and its principal."""
+    async with services.db.transaction() as tx:
+        at = services.clock.now()
+        before = await tx.members.get(app.id, principal_id)
+        if before is None:
+            raise NotFound("the principal is not a member of this application")
+        after = await tx.members.set_role(app.id, principal_id, role)
+        if after is None:  # removed by a concurrent request since the read above
+            raise NotFound("the principal is not a member of this application")
+        principal = await tx.principals.get(principal_id)
+        await tx.audit.add(
+            event(
+                actor,
+                at,
+                "member.role_changed",
+                "member",
+                _event_id(app, principal_id),
+                project_id=app.project_id,
+                application_id=app.id,
+                details={
+                    "principal_id": str(principal_id),
+                    "principal": principal.name if principal else None,
+                    "before": {"role": before.role.value},
+                    "after": {"role": role.value},
+                },
+            )
         )
-    )
-    return after
+    return after, principal
 
 
 async def remove_member(
-    tx: Tx, actor: Actor, at: datetime, app: Application, principal_id: uuid.UUID
+    services: Services, actor: Actor, app: Application, principal_id: uuid.UUID
 ) -> Member:
-    removed = await tx.members.remove(app.id, principal_id)
-    if removed is None:
-        raise NotFound("the principal is not a member of this application")
-    principal = await tx.principals.get(principal_id)
-    await tx.audit.add(
-        removal_event(actor, at, app.project_id, removed, principal.name if principal else None)
-    )
+    async with services.db.transaction() as tx:
+        at = services.clock.now()
+        removed = await tx.members.remove(app.id, principal_id)
+        if removed is None:
+            raise NotFound("the principal is not a member of this application")
+        principal = await tx.principals.get(principal_id)
+        await tx.audit.add(
+            removal_event(actor, at, app.project_id, removed, principal.name if principal else None)
+        )
     return removed
 
 
