@@ -24,7 +24,7 @@ from gateway.core.model import (
     SubjectRule,
     new_id,
 )
-from gateway.services import cas, catalog
+from gateway.services import applications, cas, catalog
 from gateway.services.audit import SYSTEM
 from gateway.services.auth import create_principal, create_token
 from gateway.services.graph import Services, write_private_file
@@ -113,7 +113,7 @@ async def bootstrap_if_empty(services: Services) -> dict[str, Any] | None:
                     "extended_key_usages": ["server_auth"],
                 },
             )
-            app = await catalog.create_application(
+            app = await applications.create_application(
                 services,
                 tx,
                 SYSTEM,
@@ -121,7 +121,7 @@ async def bootstrap_if_empty(services: Services) -> dict[str, Any] | None:
                 "Demo application",
                 "Created on first start; its profile only allows test names.",
             )
-            await catalog.attach_profile(services, tx, SYSTEM, app, profile)
+            await applications.attach_profile(services, tx, SYSTEM, app, profile)
             _, eab = await acme.configure_attachment(services, tx, SYSTEM, app, profile, DEMO_ACME)
             legacy = await catalog.create_profile(
                 services,

@@ -17,14 +17,12 @@ from gateway.api.audit import event_json
 from gateway.config import Config, ConfigError, load_config
 from gateway.core.enrollment import Pending
 from gateway.core.errors import DomainError
-from gateway.services import audit as audit_log
 from gateway.services import cas as ca_admin
 from gateway.services import certificates as cert_admin
-from gateway.services import principals
 from gateway.services.audit import Actor
-from gateway.services.catalog import active_project
+from gateway.services.auth import create_token
 from gateway.services.graph import Services, open_services, prepare_home
-from store.filters import AuditFilter, CertificateListStatus
+from store.filters import AuditFilter, CertificateFilter, CertificateListStatus
 from store.migrate import upgrade_sync
 
 T = TypeVar("T")
@@ -124,9 +122,7 @@ def ca_list(ctx: click.Context) -> None:
     """List CAs."""
 
     async def work(s: Services) -> list[dict[str, Any]]:
-        async with s.db.transaction(read_only=True) as tx:
-            project = await active_project(tx)
-            return [ser.ca(c) for c in await tx.cas.list(project.id)]
+        return [ser.ca(c) for c in await ca_admin.list_cas(s, None)]
 
     for item in _run(ctx, work):
         click.echo(
@@ -159,32 +155,16 @@ def ca_create(
         raise click.UsageError("--parent is required for an intermediate CA")
 
     async def work(s: Services) -> dict[str, Any]:
-        kt = ca_admin.parse_key_type(key_type)
-        async with s.db.transaction() as tx:
-            if kind == "root":
-                project = await active_project(tx)
-                created = await ca_admin.create_root(
-                    s,
-                    tx,
-                    CLI_ACTOR,
-                    project_id=project.id,
-                    name=name,
-                    common_name=common_name,
-                    key_type=kt,
-                    validity_days=validity_days or s.config.pki.root_validity_days,
-                )
-            else:
-                assert parent_id is not None
-                created = await ca_admin.create_intermediate(
-                    s,
-                    tx,
-                    CLI_ACTOR,
-                    parent_id=parent_id,
-                    name=name,
-                    common_name=common_name,
-                    key_type=kt,
-                    validity_days=validity_days or s.config.pki.intermediate_validity_days,
-                )
+        created = await ca_admin.add_ca(
+            s,
+            CLI_ACTOR,
+            kind=kind,
+            name=name,
+            parent_id=parent_id,
+            common_name=common_name,
+            key_type=ca_admin.parse_key_type(key_type),
+            validity_days=validity_days or None,  # None (or 0): the configured default
+        )
         return ser.ca(created)
 
     item = _run(ctx, work)
@@ -216,19 +196,15 @@ def ca_import(
     chain_pem = chain_file.read() if chain_file else None
 
     async def work(s: Services) -> dict[str, Any]:
-        async with s.db.transaction() as tx:
-            project = await active_project(tx)
-            created = await ca_admin.import_ca(
-                s,
-                tx,
-                CLI_ACTOR,
-                project_id=project.id,
-                name=name,
-                certificate_pem=cert_pem,
-                private_key_pem=key_pem,
-                passphrase=passphrase,
-                chain_pem=chain_pem,
-            )
+        created = await ca_admin.import_ca(
+            s,
+            CLI_ACTOR,
+            name=name,
+            certificate_pem=cert_pem,
+            private_key_pem=key_pem,
+            passphrase=passphrase,
+            chain_pem=chain_pem,
+        )
         return ser.ca(created)
 
     item = _run(ctx, work)
@@ -248,10 +224,11 @@ def token_create(ctx: click.Context, principal_name: str, name: str) -> None:
     """Create an API token for a principal and print it (shown once)."""
 
     async def work(s: Services) -> str:
-        principal = await principals.find_by_name(s, principal_name)
-        if principal is None:
-            raise click.ClickException(f"no principal named '{principal_name}'")
-        _, plaintext = await principals.create_token(s, CLI_ACTOR, principal.id, name)
+        async with s.db.transaction() as tx:
+            principal = await tx.principals.get_by_name(principal_name)
+            if principal is None:
+                raise click.ClickException(f"no principal named '{principal_name}'")
+            _, plaintext = await create_token(tx, CLI_ACTOR, s.clock.now(), principal.id, name)
         return plaintext
 
     click.echo(_run(ctx, work))
@@ -340,13 +317,17 @@ def cert_list(
 
     async def work(s: Services) -> list[dict[str, Any]]:
         app = await cert_admin.resolve_application(s, app_slug)
-        page = await cert_admin.list_certificates(
-            s,
-            app,
-            status=cast(CertificateListStatus | None, status),
-            search=search,
-            limit=limit,
-        )
+        async with s.db.transaction(read_only=True) as tx:
+            page = await tx.certificates.list(
+                CertificateFilter(
+                    application_id=app.id,
+                    status=cast(CertificateListStatus | None, status),
+                    search=search,
+                    now=s.clock.now(),
+                ),
+                limit,
+                0,
+            )
         return [ser.certificate(c) for c in page.items]
 
     for item in _run(ctx, work):
@@ -366,8 +347,8 @@ def cert_revoke(ctx: click.Context, app_slug: str, cert_id: uuid.UUID, reason: s
 
     async def work(s: Services) -> dict[str, Any]:
         app = await cert_admin.resolve_application(s, app_slug)
-        revoked = await cert_admin.revoke(
-            s, app, cert_id, cert_admin.parse_reason(reason), CLI_ACTOR
+        revoked = await s.enrollment.revoke(
+            cert_id, cert_admin.parse_reason(reason), actor=CLI_ACTOR.name, application_id=app.id
         )
         return ser.certificate(revoked)
 
@@ -401,10 +382,15 @@ def audit_list(
         app_id = None
         if app_slug is not None:
             app_id = (await cert_admin.resolve_application(s, app_slug)).id
-        page = await audit_log.list_events(
-            s, AuditFilter(application_id=app_id, action=action, actor=actor), limit, 0
-        )
-        slugs = await audit_log.application_slugs(s, page.items)
+        async with s.db.transaction(read_only=True) as tx:
+            page = await tx.audit.list(
+                AuditFilter(application_id=app_id, action=action, actor=actor), limit, 0
+            )
+            slugs: dict[uuid.UUID, str] = {}
+            for e in page.items:
+                if e.application_id and e.application_id not in slugs:
+                    found = await tx.applications.get(e.application_id)
+                    slugs[e.application_id] = found.slug if found else "?"
         return [
             {
                 **event_json(e),

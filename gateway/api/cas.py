@@ -9,24 +9,25 @@ from aiohttp import web
 from gateway.api import models
 from gateway.api import serializers as ser
 from gateway.api.common import actor, json_body, path_uuid, services
-from gateway.api.projects import project_scope
+from gateway.api.projects import project_ref
 from gateway.api.routing import Permission, Route
-from gateway.core.errors import InvalidInput, NotFound
+from gateway.core.errors import InvalidInput
 from gateway.core.model import CAStatus
 from gateway.services import cas as ca_admin
 
 
-def _int(body: dict[str, object], name: str, default: int) -> int:
-    value = body.get(name, default)
+def _int(body: dict[str, object], name: str) -> int | None:
+    """An integer the body may give (None when it does not)."""
+    if name not in body:
+        return None
+    value = body[name]
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidInput(f"{name} must be an integer")
     return value
 
 
 async def list_cas(request: web.Request) -> web.Response:
-    async with services(request).db.transaction(read_only=True) as tx:
-        project = await project_scope(tx, request)
-        items = await tx.cas.list(project.id)
+    items = await ca_admin.list_cas(services(request), project_ref(request))
     return web.json_response({"items": [ser.ca(c) for c in items]})
 
 
@@ -41,75 +42,53 @@ async def create_ca(request: web.Request) -> web.Response:
     if common_name is not None and not isinstance(common_name, str):
         raise InvalidInput("common_name must be a string")
     key_type = ca_admin.parse_key_type(str(body.get("key_type", svc.config.pki.key_type)))
-    async with svc.db.transaction() as tx:
-        if kind == "root":
-            project = await project_scope(tx, request, body)
-            ca = await ca_admin.create_root(
-                svc,
-                tx,
-                actor(request),
-                project_id=project.id,
-                name=name,
-                common_name=common_name,
-                key_type=key_type,
-                validity_days=_int(body, "validity_days", svc.config.pki.root_validity_days),
-            )
-        elif kind == "intermediate":
-            try:
-                parent_id = uuid.UUID(str(body.get("parent_id")))
-            except ValueError:
-                raise InvalidInput("parent_id (UUID of the issuing CA) is required") from None
-            ca = await ca_admin.create_intermediate(
-                svc,
-                tx,
-                actor(request),
-                parent_id=parent_id,
-                name=name,
-                common_name=common_name,
-                key_type=key_type,
-                validity_days=_int(
-                    body, "validity_days", svc.config.pki.intermediate_validity_days
-                ),
-            )
-        else:
-            raise InvalidInput("kind must be 'root' or 'intermediate'")
+    parent_id = None
+    if kind == "intermediate":
+        try:
+            parent_id = uuid.UUID(str(body.get("parent_id")))
+        except ValueError:
+            raise InvalidInput("parent_id (UUID of the issuing CA) is required") from None
+    ca = await ca_admin.add_ca(
+        svc,
+        actor(request),
+        kind=str(kind),
+        name=name,
+        project_ref=project_ref(request, body),
+        parent_id=parent_id,
+        common_name=common_name,
+        key_type=key_type,
+        validity_days=_int(body, "validity_days"),
+    )
     return web.json_response(ser.ca(ca), status=201)
 
 
 async def import_ca(request: web.Request) -> web.Response:
     body = await json_body(request)
-    svc = services(request)
     for name in ("name", "certificate_pem", "private_key_pem"):
         if not isinstance(body.get(name), str):
             raise InvalidInput(f"{name} is required")
-    async with svc.db.transaction() as tx:
-        project = await project_scope(tx, request, body)
-        ca = await ca_admin.import_ca(
-            svc,
-            tx,
-            actor(request),
-            project_id=project.id,
-            name=body["name"],
-            certificate_pem=body["certificate_pem"],
-            private_key_pem=body["private_key_pem"],
-            passphrase=body.get("passphrase"),
-            chain_pem=body.get("chain_pem"),
-        )
+    ca = await ca_admin.import_ca(
+        services(request),
+        actor(request),
+        project_ref=project_ref(request, body),
+        name=body["name"],
+        certificate_pem=body["certificate_pem"],
+        private_key_pem=body["private_key_pem"],
+        passphrase=body.get("passphrase"),
+        chain_pem=body.get("chain_pem"),
+    )
     return web.json_response(ser.ca(ca), status=201)
 
 
 async def get_ca(request: web.Request) -> web.Response:
-    async with services(request).db.transaction(read_only=True) as tx:
-        ca = await tx.cas.get(path_uuid(request, "ca_id"))
-    if ca is None:
-        raise NotFound("CA not found")
+    ca = await ca_admin.get_ca(services(request), path_uuid(request, "ca_id"))
     return web.json_response(ser.ca(ca))
 
 
 async def _set_status(request: web.Request, status: CAStatus) -> web.Response:
-    svc = services(request)
-    async with svc.db.transaction() as tx:
-        ca = await ca_admin.set_status(svc, tx, actor(request), path_uuid(request, "ca_id"), status)
+    ca = await ca_admin.set_status(
+        services(request), actor(request), path_uuid(request, "ca_id"), status
+    )
     return web.json_response(ser.ca(ca))
 
 

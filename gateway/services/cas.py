@@ -1,6 +1,10 @@
 """Certificate authority management: create root/intermediate, import, list, disable.
 
 Private keys are encrypted under the project's data key before they reach the store.
+
+Use cases open their own transaction: list_cas, get_ca, add_ca, import_ca, set_status.
+`create_root` and `create_intermediate` work inside the caller's transaction (bootstrap)
+and are what add_ca wraps.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from gateway.pki import ca as ca_lib
 from gateway.pki.keys import PrivateKey, key_type_of
 from gateway.pki.signer import encrypt_ca_key
 from gateway.services.audit import Actor, event
+from gateway.services.catalog import project_scope
 from gateway.services.graph import Services
 from store.db import Tx
 
@@ -160,57 +165,125 @@ async def create_intermediate(
     )
 
 
-async def import_ca(
+async def list_cas(services: Services, project_ref: object | None) -> list[CertificateAuthority]:
+    """The CAs of the project `project_ref` names (catalog.project_scope; None: the active)."""
+    async with services.db.transaction(read_only=True) as tx:
+        project = await project_scope(tx, project_ref)
+        return await tx.cas.list(project.id)
+
+
+async def get_ca(services: Services, ca_id: uuid.UUID) -> CertificateAuthority:
+    async with services.db.transaction(read_only=True) as tx:
+        ca = await tx.cas.get(ca_id)
+    if ca is None:
+        raise NotFound("CA not found")
+    return ca
+
+
+async def add_ca(
     services: Services,
-    tx: Tx,
     actor: Actor,
     *,
-    project_id: uuid.UUID,
+    kind: str,
+    name: str,
+    project_ref: object | None = None,
+    parent_id: uuid.UUID | None = None,
+    common_name: str | None = None,
+    key_type: KeyType = KeyType.EC_P256,
+    validity_days: int | None = None,
+) -> CertificateAuthority:
+    """A new internal CA: `kind` "root" in the project `project_ref` names, or
+    "intermediate" under `parent_id` (in its parent's project). validity_days None: the
+    configured default for the kind."""
+    pki = services.config.pki
+    async with services.db.transaction() as tx:
+        if kind == "root":
+            project = await project_scope(tx, project_ref)
+            return await create_root(
+                services,
+                tx,
+                actor,
+                project_id=project.id,
+                name=name,
+                common_name=common_name,
+                key_type=key_type,
+                validity_days=pki.root_validity_days if validity_days is None else validity_days,
+            )
+        if kind == "intermediate":
+            if parent_id is None:
+                raise InvalidInput("parent_id (UUID of the issuing CA) is required")
+            return await create_intermediate(
+                services,
+                tx,
+                actor,
+                parent_id=parent_id,
+                name=name,
+                common_name=common_name,
+                key_type=key_type,
+                validity_days=(
+                    pki.intermediate_validity_days if validity_days is None else validity_days
+                ),
+            )
+        raise InvalidInput("kind must be 'root' or 'intermediate'")
+
+
+async def import_ca(
+    services: Services,
+    actor: Actor,
+    *,
+    project_ref: object | None = None,
     name: str,
     certificate_pem: str,
     private_key_pem: str,
     passphrase: str | None = None,
     chain_pem: str | None = None,
 ) -> CertificateAuthority:
-    name = _check_name(name)
-    cert, key, chain = ca_lib.load_ca_import(
-        certificate_pem, private_key_pem, passphrase, chain_pem
-    )
-    self_signed = cert.issuer == cert.subject
-    if not self_signed and not chain:
-        raise InvalidInput("an intermediate CA needs its issuer chain (chain_pem) up to the root")
-    return await _store_ca(
-        services,
-        tx,
-        actor,
-        project_id=project_id,
-        name=name,
-        kind=CAKind.ROOT if self_signed else CAKind.INTERMEDIATE,
-        parent=None,
-        cert=cert,
-        key=key,
-        chain_pem="".join(ca_lib.certificate_to_pem(c) for c in chain),
-        action="ca.imported",
-    )
+    """An existing CA certificate and key into the project `project_ref` names."""
+    async with services.db.transaction() as tx:
+        project = await project_scope(tx, project_ref)
+        name = _check_name(name)
+        cert, key, chain = ca_lib.load_ca_import(
+            certificate_pem, private_key_pem, passphrase, chain_pem
+        )
+        self_signed = cert.issuer == cert.subject
+        if not self_signed and not chain:
+            raise InvalidInput(
+                "an intermediate CA needs its issuer chain (chain_pem) up to the root"
+            )
+        return await _store_ca(
+            services,
+            tx,
+            actor,
+            project_id=project.id,
+            name=name,
+            kind=CAKind.ROOT if self_signed else CAKind.INTERMEDIATE,
+            parent=None,
+            cert=cert,
+            key=key,
+            chain_pem="".join(ca_lib.certificate_to_pem(c) for c in chain),
+            action="ca.imported",
+        )
 
 
 async def set_status(
-    services: Services, tx: Tx, actor: Actor, ca_id: uuid.UUID, status: CAStatus
+    services: Services, actor: Actor, ca_id: uuid.UUID, status: CAStatus
 ) -> CertificateAuthority:
-    before = await tx.cas.get(ca_id)
-    if before is None:
-        raise NotFound("CA not found")
-    updated = await tx.cas.set_status(ca_id, status)
-    assert updated is not None
-    await tx.audit.add(
-        event(
-            actor,
-            services.clock.now(),
-            "ca.disabled" if status is CAStatus.DISABLED else "ca.enabled",
-            "ca",
-            ca_id,
-            project_id=updated.project_id,
-            details={"before": before.status.value, "after": status.value},
+    """Disable (nothing more is issued under it) or enable a CA."""
+    async with services.db.transaction() as tx:
+        before = await tx.cas.get(ca_id)
+        if before is None:
+            raise NotFound("CA not found")
+        updated = await tx.cas.set_status(ca_id, status)
+        assert updated is not None
+        await tx.audit.add(
+            event(
+                actor,
+                services.clock.now(),
+                "ca.disabled" if status is CAStatus.DISABLED else "ca.enabled",
+                "ca",
+                ca_id,
+                project_id=updated.project_id,
+                details={"before": before.status.value, "after": status.value},
+            )
         )
-    )
     return updated

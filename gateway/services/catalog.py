@@ -1,21 +1,25 @@
-"""Projects, policies, profiles, applications and profile attachments."""
+"""Projects, policies and profiles (CAs: gateway.services.cas; applications and attached
+profiles: gateway.services.applications).
+
+Use cases open their own transaction: list_*, get_*, add_*, update_*, activate_project.
+`create_*` work inside the caller's transaction (bootstrap, protocols) and are what the
+use cases wrap."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
-from gateway.core.errors import Conflict, InvalidInput, NotFound
-from gateway.core.methods import check_methods as check_methods
+from gateway.core.errors import InvalidInput, NotFound
+from gateway.core.methods import check_methods
 from gateway.core.model import (
-    Application,
     EnrollmentMethod,
     KeyType,
     Organization,
     Policy,
     PolicyRules,
     Profile,
-    ProfileAttachment,
     Project,
     ProjectStatus,
     new_id,
@@ -47,6 +51,21 @@ def check_slug(value: Any, what: str) -> str:
     if not isinstance(value, str) or not SLUG.fullmatch(value):
         raise InvalidInput(f"{what} must match [a-z0-9-]{{1,63}}")
     return value
+
+
+async def project_scope(tx: Tx, project_ref: object | None) -> Project:
+    """The project a CA/policy/profile operation acts on: the one `project_ref` (a project
+    id, as given in a body or query) names, or the active one when it names none."""
+    if not project_ref:
+        return await active_project(tx)
+    try:
+        project_id = uuid.UUID(str(project_ref))
+    except ValueError:
+        raise InvalidInput("project_id must be a UUID") from None
+    project = await tx.projects.get(project_id)
+    if project is None:
+        raise NotFound("project not found")
+    return project
 
 
 async def default_organization(tx: Tx) -> Organization:
@@ -89,24 +108,35 @@ async def create_project(
     return project
 
 
-async def activate_project(
-    services: Services, tx: Tx, actor: Actor, project_id: uuid.UUID
+async def list_projects(services: Services) -> list[Project]:
+    async with services.db.transaction(read_only=True) as tx:
+        return await tx.projects.list()
+
+
+async def add_project(
+    services: Services, actor: Actor, name: str, *, active: bool = False
 ) -> Project:
-    project = await tx.projects.get(project_id)
-    if project is None:
-        raise NotFound("project not found")
-    await tx.projects.set_active(project.organization_id, project.id)
-    await tx.audit.add(
-        event(
-            actor,
-            services.clock.now(),
-            "project.activated",
-            "project",
-            project.id,
-            project_id=project.id,
+    async with services.db.transaction() as tx:
+        return await create_project(services, tx, actor, name, active=active)
+
+
+async def activate_project(services: Services, actor: Actor, project_id: uuid.UUID) -> Project:
+    async with services.db.transaction() as tx:
+        project = await tx.projects.get(project_id)
+        if project is None:
+            raise NotFound("project not found")
+        await tx.projects.set_active(project.organization_id, project.id)
+        await tx.audit.add(
+            event(
+                actor,
+                services.clock.now(),
+                "project.activated",
+                "project",
+                project.id,
+                project_id=project.id,
+            )
         )
-    )
-    updated = await tx.projects.get(project_id)
+        updated = await tx.projects.get(project_id)
     assert updated is not None
     return updated
 
@@ -130,6 +160,61 @@ async def create_policy(
         )
     )
     return policy
+
+
+async def list_policies(services: Services, project_ref: object | None) -> list[Policy]:
+    async with services.db.transaction(read_only=True) as tx:
+        project = await project_scope(tx, project_ref)
+        return await tx.policies.list(project.id)
+
+
+async def get_policy(services: Services, policy_id: uuid.UUID) -> Policy:
+    async with services.db.transaction(read_only=True) as tx:
+        policy = await tx.policies.get(policy_id)
+    if policy is None:
+        raise NotFound("policy not found")
+    return policy
+
+
+async def add_policy(
+    services: Services, actor: Actor, project_ref: object | None, name: str, rules: PolicyRules
+) -> Policy:
+    async with services.db.transaction() as tx:
+        project = await project_scope(tx, project_ref)
+        return await create_policy(services, tx, actor, project.id, name, rules)
+
+
+async def update_policy(
+    services: Services, actor: Actor, policy_id: uuid.UUID, rules: PolicyRules
+) -> Policy:
+    """Replace a policy's rules; refused while a profile under it would conflict with them."""
+    async with services.db.transaction() as tx:
+        before = await tx.policies.get(policy_id)
+        if before is None:
+            raise NotFound("policy not found")
+        # A rule change must not leave a profile whose defaults the policy now forbids.
+        for profile in await tx.profiles.list(before.project_id):
+            if profile.policy_id == before.id:
+                problems = validate_profile_against_policy(profile, rules)
+                if problems:
+                    raise InvalidInput(
+                        f"profile '{profile.slug}' would conflict with these rules: "
+                        + "; ".join(problems)
+                    )
+        updated = dataclasses.replace(before, rules=rules)
+        await tx.policies.update(updated)
+        await tx.audit.add(
+            event(
+                actor,
+                services.clock.now(),
+                "policy.updated",
+                "policy",
+                before.id,
+                project_id=before.project_id,
+                details={"before": rules_to_dict(before.rules), "after": rules_to_dict(rules)},
+            )
+        )
+    return updated
 
 
 def _string_list(value: Any, what: str) -> tuple[str, ...]:
@@ -234,64 +319,72 @@ def _uuid(value: Any, what: str) -> uuid.UUID:
         raise InvalidInput(f"{what} must be a UUID") from None
 
 
-async def create_application(
-    services: Services, tx: Tx, actor: Actor, slug: str, name: str | None, description: str = ""
-) -> Application:
-    project = await active_project(tx)
-    app = Application(
-        id=new_id(),
-        project_id=project.id,
-        slug=check_slug(slug, "application slug"),
-        name=(name or slug).strip(),
-        description=description,
-        created_at=services.clock.now(),
-    )
-    await tx.applications.add(app)
-    await tx.audit.add(
-        event(
-            actor,
-            app.created_at,
-            "application.created",
-            "application",
-            app.id,
-            project_id=project.id,
-            application_id=app.id,
-            details={"slug": app.slug},
-        )
-    )
-    return app
+async def list_profiles(services: Services, project_ref: object | None) -> list[Profile]:
+    async with services.db.transaction(read_only=True) as tx:
+        project = await project_scope(tx, project_ref)
+        return await tx.profiles.list(project.id)
 
 
-async def attach_profile(
-    services: Services,
-    tx: Tx,
-    actor: Actor,
-    app: Application,
-    profile: Profile,
-    methods: dict[str, dict[str, Any]] | None = None,
-) -> ProfileAttachment:
-    if profile.project_id != app.project_id:
-        raise InvalidInput("only profiles of the active project can be attached to an application")
-    if await tx.attachments.get(app.id, profile.id) is not None:
-        raise Conflict(f"profile '{profile.slug}' is already attached to '{app.slug}'")
-    attachment = ProfileAttachment(
-        id=new_id(),
-        application_id=app.id,
-        profile_id=profile.id,
-        methods=check_methods(methods if methods is not None else {"api": {"enabled": True}}),
-        created_at=services.clock.now(),
-    )
-    await tx.attachments.add(attachment)
-    await tx.audit.add(
-        event(
-            actor,
-            attachment.created_at,
-            "application.profile_attached",
-            "attachment",
-            attachment.id,
-            project_id=app.project_id,
-            application_id=app.id,
-            details={"profile": profile.slug, "methods": attachment.methods},
+async def get_profile(services: Services, profile_id: uuid.UUID) -> Profile:
+    async with services.db.transaction(read_only=True) as tx:
+        profile = await tx.profiles.get(profile_id)
+    if profile is None:
+        raise NotFound("profile not found")
+    return profile
+
+
+async def add_profile(
+    services: Services, actor: Actor, project_ref: object | None, data: dict[str, Any]
+) -> Profile:
+    async with services.db.transaction() as tx:
+        project = await project_scope(tx, project_ref)
+        return await create_profile(services, tx, actor, project.id, data)
+
+
+async def update_profile(
+    services: Services, actor: Actor, profile_id: uuid.UUID, data: dict[str, Any]
+) -> Profile:
+    """Change a profile's defaults (its slug, CA and policy are fixed); the result must
+    still satisfy its policy."""
+    if "slug" in data or "ca_id" in data or "policy_id" in data:
+        raise InvalidInput("slug, ca_id and policy_id cannot be changed; create a new profile")
+    async with services.db.transaction() as tx:
+        before = await tx.profiles.get(profile_id)
+        if before is None:
+            raise NotFound("profile not found")
+        updated = dataclasses.replace(before, **profile_fields(data, before))
+        policy = await tx.policies.get(before.policy_id)
+        if policy is not None:
+            problems = validate_profile_against_policy(updated, policy.rules)
+            if problems:
+                raise InvalidInput("profile conflicts with its policy: " + "; ".join(problems))
+        await tx.profiles.update(updated)
+        await tx.audit.add(
+            event(
+                actor,
+                services.clock.now(),
+                "profile.updated",
+                "profile",
+                before.id,
+                project_id=before.project_id,
+                details={"before": _settings(before), "after": _settings(updated)},
+            )
         )
-    )
-    return attachment
+    return updated
+
+
+def _settings(p: Profile) -> dict[str, Any]:
+    """A profile's settings as its audit events record them (its REST form without id,
+    project_id and created_at)."""
+    return {
+        "slug": p.slug,
+        "name": p.name,
+        "ca_id": str(p.ca_id),
+        "policy_id": str(p.policy_id),
+        "validity_days": p.validity_days,
+        "renew_before_days": p.renew_before_days,
+        "key_usages": list(p.key_usages),
+        "extended_key_usages": list(p.extended_key_usages),
+        "default_key_type": p.default_key_type.value,
+        "enrollment": p.enrollment,
+    }
