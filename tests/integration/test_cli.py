@@ -24,7 +24,7 @@ from cryptography.x509.oid import NameOID
 
 from gateway.bootstrap import bootstrap_if_empty
 from gateway.cli import main
-from gateway.config import load_config
+from gateway.config import Config, load_config
 from gateway.core.clock import SystemClock
 from gateway.core.errors import Unauthorized
 from gateway.core.model import KeyType
@@ -153,8 +153,15 @@ def fresh_cli(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.fixture
-def cli(fresh_cli: Cli) -> Cli:
-    assert asyncio.run(bootstrap(fresh_cli.env)) is not None
+def cli(
+    request: pytest.FixtureRequest, fresh_cli: Cli, seed_gateway: Callable[[Config], None]
+) -> Cli:
+    """After a first start: a copy of the run's bootstrapped template (tests/conftest.py),
+    or, for a test marked first_start, the bootstrap itself."""
+    if request.node.get_closest_marker("first_start"):
+        assert asyncio.run(bootstrap(fresh_cli.env)) is not None
+    else:
+        seed_gateway(load_config(None, environ=fresh_cli.env))
     return fresh_cli
 
 

@@ -5,7 +5,7 @@ responder on acme.tlsalpn01_port)."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from gateway.app import create_app
-from gateway.config import load_config
+from gateway.config import Config, load_config
 from tests.helpers.acmeharness import AcmeGateway, AlpnResponder, Responder
 from tests.helpers.dnsserver import DnsServer
 
@@ -78,11 +78,13 @@ async def acme_gateway(
     responder: Responder,
     dns_server: DnsServer,
     alpn_responder: AlpnResponder,
+    seed_gateway: Callable[[Config], None],
 ) -> AcmeGateway:
     config = load_config(
         None,
         environ=acme_environ(tmp_path, database_url, responder, dns_server, alpn_responder),
     )
+    seed_gateway(config)
     client = await aiohttp_client(create_app(config, background=False))
     bootstrap = json.loads((config.home / "bootstrap.json").read_text())
     return AcmeGateway(client, config, bootstrap, responder, dns_server, alpn_responder)

@@ -33,7 +33,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from multidict import CIMultiDict
 
 from gateway.app import create_app
-from gateway.config import load_config
+from gateway.config import Config, load_config
 from tests.helpers.acmeclient import AcmeClient, Reply, b64, csr_der
 from tests.helpers.acmeharness import Responder
 from tests.helpers.dnsserver import DnsServer
@@ -96,6 +96,7 @@ async def two_instances(
     database_url: str,
     responder: Responder,
     dns_server: DnsServer,
+    seed_gateway: Callable[[Config], None],
 ) -> TwoInstances:
     environ = {
         "CERTGATE_HOME": str(tmp_path / "home"),
@@ -105,8 +106,9 @@ async def two_instances(
         "CERTGATE_ACME__HTTP01_PORT": str(responder.port),
         "CERTGATE_ACME__RESOLVERS": dns_server.address,
     }
-    # A starts first and bootstraps; B finds the organization and only loads config,
-    # root key and CA from what A left in the shared home and database.
+    # A starts first (on a copy of a first start's database and home); B finds the
+    # organization and only loads config, root key and CA from the shared home and database.
+    seed_gateway(load_config(None, environ=environ))
     a = await aiohttp_client(create_app(load_config(None, environ=environ), background=False))
     bootstrap = json.loads((tmp_path / "home" / "bootstrap.json").read_text())
     b = await aiohttp_client(create_app(load_config(None, environ=environ), background=False))
@@ -381,8 +383,7 @@ def _certbot() -> str | None:
 
 @pytest.fixture
 async def two_served(tmp_path: Path, database_url: str) -> AsyncIterator[dict[str, Any]]:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("two processes on one SQLite file is not a supported deployment")
+    assert database_url.startswith("postgresql"), "mark the test postgresql_only"
     certbot = _certbot()
     if not certbot or not (Path(certbot).exists() or shutil.which(certbot)):
         if os.environ.get("CI"):
@@ -425,6 +426,8 @@ async def two_served(tmp_path: Path, database_url: str) -> AsyncIterator[dict[st
 
 
 @pytest.mark.e2e
+# Two processes on one SQLite file is not a supported deployment.
+@pytest.mark.postgresql_only
 async def test_ok_certbot_through_two_processes(two_served: dict[str, Any], tmp_path: Path) -> None:
     """certbot (http-01, EAB) through a round-robin proxy in front of two `certgate serve`
     processes on one PostgreSQL database: every request lands at the other process."""

@@ -18,18 +18,15 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import text, update
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy import update
 
 from gateway.app import create_app
 from gateway.appkeys import SERVICES
 from gateway.core.model import CertificateRequest, EnrollmentMethod, RequestState, new_id
 from store import tables
+from tests.helpers.databases import POSTGRES_URL_ENV, DatabaseTemplates
 from tests.helpers.x509util import make_csr
 from tests.integration.api.conftest import make_config
-
-POSTGRES_URL_ENV = "CERTGATE_TEST_DATABASE_URL"
 
 # Callers, in the order of the issue. The app-level roles hold them in the demo application
 # and all have the Product Member role, except the last app admin, which lacks it.
@@ -177,17 +174,6 @@ class World:
         )
 
 
-async def _reset_postgres(url: str) -> None:
-    engine = create_async_engine(url, poolclass=NullPool)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-            await conn.execute(text("GRANT ALL ON SCHEMA public TO public"))
-    finally:
-        await engine.dispose()
-
-
 def backends() -> list[Any]:
     """sqlite, and postgresql when CERTGATE_TEST_DATABASE_URL is set (as tests/conftest.py)."""
     params: list[Any] = [pytest.param("sqlite", id="sqlite")]
@@ -284,18 +270,19 @@ async def _gate(w: World) -> None:
 
 
 @asynccontextmanager
-async def open_world(backend: str, tmp: Path) -> AsyncIterator[World]:
-    """A bootstrapped gateway on `backend` with every caller set up."""
-    if backend == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp}/certgate.db"
-    else:
-        url = os.environ[POSTGRES_URL_ENV]
-        await _reset_postgres(url)
-    config = make_config(tmp / "home", url)
-    app = create_app(config, background=False)
-    client = TestClient(TestServer(app))
-    await client.start_server()
+async def open_world(backend: str, tmp: Path, templates: DatabaseTemplates) -> AsyncIterator[World]:
+    """A bootstrapped gateway on `backend` (a copy of the run's first start, as the
+    `gateway` fixture has) with every caller set up."""
+    url = templates.empty(backend, tmp)
     try:
-        yield await _build_world(app, client, config.home)
+        config = make_config(tmp / "home", url)
+        templates.seed(config)
+        app = create_app(config, background=False)
+        client = TestClient(TestServer(app))
+        await client.start_server()
+        try:
+            yield await _build_world(app, client, config.home)
+        finally:
+            await client.close()
     finally:
-        await client.close()
+        templates.drop(url)

@@ -1,8 +1,10 @@
-"""An in-process gateway (aiohttp test client) on the parametrized database_url."""
+"""An in-process gateway (aiohttp test client) on the parametrized database_url, seeded
+from the run's bootstrapped template (tests/conftest.py, seed_gateway)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,8 +68,14 @@ def make_config(home: Path, database_url: str) -> Config:
 
 
 @pytest.fixture
-async def gateway(aiohttp_client: Any, tmp_path: Path, database_url: str) -> Gateway:
+async def gateway(
+    aiohttp_client: Any,
+    tmp_path: Path,
+    database_url: str,
+    seed_gateway: Callable[[Config], None],
+) -> Gateway:
     config = make_config(tmp_path / "home", database_url)
+    seed_gateway(config)
     client = await aiohttp_client(create_app(config, background=False))
     bootstrap = json.loads((config.home / "bootstrap.json").read_text())
     return Gateway(client, config, bootstrap)

@@ -27,6 +27,7 @@ from gateway.app import create_app
 from gateway.core.model import KeyType
 from gateway.pki.ca import certificate_to_pem, create_root_ca
 from gateway.pki.keys import private_key_to_pem
+from tests.helpers.databases import DatabaseTemplates
 from tests.integration.api.access_world import (
     CALLERS,
     UNAUTHENTICATED,
@@ -66,9 +67,12 @@ def expected_status(permission: Permission, caller: str, success: int) -> int:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=backends())
 async def world(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    database_templates: DatabaseTemplates,
 ) -> AsyncIterator[World]:
-    async with open_world(request.param, tmp_path_factory.mktemp(f"matrix-{request.param}")) as w:
+    tmp = tmp_path_factory.mktemp(f"matrix-{request.param}")
+    async with open_world(request.param, tmp, database_templates) as w:
         yield w
 
 

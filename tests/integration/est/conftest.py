@@ -8,6 +8,7 @@ trusts no proxy (the plain-HTTP rules). Real TLS is covered by test_est_tls.py a
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,12 @@ import pytest
 from est_helpers import EstGateway
 
 from gateway.app import create_app
-from gateway.config import load_config
+from gateway.config import Config, load_config
 
 
 async def _start(
     aiohttp_client: Any,
+    seed: Callable[[Config], None],
     home: Path,
     database_url: str,
     proxies: str,
@@ -34,6 +36,7 @@ async def _start(
     }
     config = load_config(None, environ=environ)
     config.server.trusted_proxies = [p for p in proxies.split(",") if p]
+    seed(config)
     client = await aiohttp_client(create_app(config, background=False))
     bootstrap = json.loads((config.home / "bootstrap.json").read_text())
     gw = EstGateway(client, bootstrap)
@@ -43,20 +46,29 @@ async def _start(
 
 
 @pytest.fixture
-async def est_gw(aiohttp_client: Any, tmp_path: Path, database_url: str) -> EstGateway:
-    return await _start(aiohttp_client, tmp_path / "home", database_url, "127.0.0.1/32,::1")
+async def est_gw(
+    aiohttp_client: Any, tmp_path: Path, database_url: str, seed_gateway: Callable[[Config], None]
+) -> EstGateway:
+    return await _start(
+        aiohttp_client, seed_gateway, tmp_path / "home", database_url, "127.0.0.1/32,::1"
+    )
 
 
 @pytest.fixture
-async def plain_gw(aiohttp_client: Any, tmp_path: Path, database_url: str) -> EstGateway:
-    return await _start(aiohttp_client, tmp_path / "home", database_url, "")
+async def plain_gw(
+    aiohttp_client: Any, tmp_path: Path, database_url: str, seed_gateway: Callable[[Config], None]
+) -> EstGateway:
+    return await _start(aiohttp_client, seed_gateway, tmp_path / "home", database_url, "")
 
 
 @pytest.fixture
-async def header_gw(aiohttp_client: Any, tmp_path: Path, database_url: str) -> EstGateway:
+async def header_gw(
+    aiohttp_client: Any, tmp_path: Path, database_url: str, seed_gateway: Callable[[Config], None]
+) -> EstGateway:
     """Trusts 127.0.0.1 as a proxy that sends the client certificate in X-Client-Cert."""
     return await _start(
         aiohttp_client,
+        seed_gateway,
         tmp_path / "home",
         database_url,
         "127.0.0.1/32,::1",
@@ -65,8 +77,15 @@ async def header_gw(aiohttp_client: Any, tmp_path: Path, database_url: str) -> E
 
 
 @pytest.fixture
-async def fresh_gw(aiohttp_client: Any, tmp_path: Path, database_url: str) -> EstGateway:
+async def fresh_gw(
+    aiohttp_client: Any, tmp_path: Path, database_url: str, seed_gateway: Callable[[Config], None]
+) -> EstGateway:
     """As first started: EST settings and passphrases exactly as bootstrap left them."""
     return await _start(
-        aiohttp_client, tmp_path / "home", database_url, "127.0.0.1/32,::1", enable=False
+        aiohttp_client,
+        seed_gateway,
+        tmp_path / "home",
+        database_url,
+        "127.0.0.1/32,::1",
+        enable=False,
     )

@@ -185,6 +185,7 @@ async def test_ok_passphrase_is_stored_hashed(est_gw: EstGateway) -> None:
         assert stored.startswith(b"scrypt$") and est_gw.password.encode() not in stored
 
 
+@pytest.mark.first_start
 async def test_ok_first_start_bootstrap_json_est_keys(fresh_gw: EstGateway) -> None:
     """`certgate serve`'s first start enables EST on the demo attachment and the legacy
     profile and writes working URLs and credentials into bootstrap.json."""

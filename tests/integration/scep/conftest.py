@@ -4,6 +4,7 @@ and on the legacy profile, plus a tiny SCEP client bound to it."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from cryptography import x509
 
 from gateway.app import create_app
 from gateway.appkeys import SERVICES
+from gateway.config import Config
 from gateway.services.graph import Services
 from tests.helpers import scepclient as sc
 from tests.integration.api.conftest import make_config
@@ -85,8 +87,14 @@ class Scep:
 
 
 @pytest.fixture
-async def scep(aiohttp_client: Any, tmp_path: Path, database_url: str) -> Scep:
+async def scep(
+    aiohttp_client: Any,
+    tmp_path: Path,
+    database_url: str,
+    seed_gateway: Callable[[Config], None],
+) -> Scep:
     config = make_config(tmp_path / "home", database_url)
+    seed_gateway(config)
     client = await aiohttp_client(create_app(config, background=False))
     bootstrap = json.loads((config.home / "bootstrap.json").read_text())
     s = Scep(client, bootstrap)
