@@ -17,12 +17,13 @@ from gateway.api.audit import event_json
 from gateway.config import Config, ConfigError, load_config
 from gateway.core.enrollment import Pending
 from gateway.core.errors import DomainError
+from gateway.services import audit as audit_log
 from gateway.services import cas as ca_admin
 from gateway.services import certificates as cert_admin
+from gateway.services import principals
 from gateway.services.audit import Actor
-from gateway.services.auth import create_token
 from gateway.services.graph import Services, open_services, prepare_home
-from store.filters import AuditFilter, CertificateFilter, CertificateListStatus
+from store.filters import AuditFilter, CertificateListStatus
 from store.migrate import upgrade_sync
 
 T = TypeVar("T")
@@ -224,11 +225,10 @@ def token_create(ctx: click.Context, principal_name: str, name: str) -> None:
     """Create an API token for a principal and print it (shown once)."""
 
     async def work(s: Services) -> str:
-        async with s.db.transaction() as tx:
-            principal = await tx.principals.get_by_name(principal_name)
-            if principal is None:
-                raise click.ClickException(f"no principal named '{principal_name}'")
-            _, plaintext = await create_token(tx, CLI_ACTOR, s.clock.now(), principal.id, name)
+        principal = await principals.find_by_name(s, principal_name)
+        if principal is None:
+            raise click.ClickException(f"no principal named '{principal_name}'")
+        _, plaintext = await principals.create_token(s, CLI_ACTOR, principal.id, name)
         return plaintext
 
     click.echo(_run(ctx, work))
@@ -317,17 +317,13 @@ def cert_list(
 
     async def work(s: Services) -> list[dict[str, Any]]:
         app = await cert_admin.resolve_application(s, app_slug)
-        async with s.db.transaction(read_only=True) as tx:
-            page = await tx.certificates.list(
-                CertificateFilter(
-                    application_id=app.id,
-                    status=cast(CertificateListStatus | None, status),
-                    search=search,
-                    now=s.clock.now(),
-                ),
-                limit,
-                0,
-            )
+        page = await cert_admin.list_certificates(
+            s,
+            app,
+            status=cast(CertificateListStatus | None, status),
+            search=search,
+            limit=limit,
+        )
         return [ser.certificate(c) for c in page.items]
 
     for item in _run(ctx, work):
@@ -347,8 +343,8 @@ def cert_revoke(ctx: click.Context, app_slug: str, cert_id: uuid.UUID, reason: s
 
     async def work(s: Services) -> dict[str, Any]:
         app = await cert_admin.resolve_application(s, app_slug)
-        revoked = await s.enrollment.revoke(
-            cert_id, cert_admin.parse_reason(reason), actor=CLI_ACTOR.name, application_id=app.id
+        revoked = await cert_admin.revoke(
+            s, app, cert_id, cert_admin.parse_reason(reason), CLI_ACTOR
         )
         return ser.certificate(revoked)
 
@@ -382,15 +378,10 @@ def audit_list(
         app_id = None
         if app_slug is not None:
             app_id = (await cert_admin.resolve_application(s, app_slug)).id
-        async with s.db.transaction(read_only=True) as tx:
-            page = await tx.audit.list(
-                AuditFilter(application_id=app_id, action=action, actor=actor), limit, 0
-            )
-            slugs: dict[uuid.UUID, str] = {}
-            for e in page.items:
-                if e.application_id and e.application_id not in slugs:
-                    found = await tx.applications.get(e.application_id)
-                    slugs[e.application_id] = found.slug if found else "?"
+        page = await audit_log.list_events(
+            s, AuditFilter(application_id=app_id, action=action, actor=actor), limit, 0
+        )
+        slugs = await audit_log.application_slugs(s, page.items)
         return [
             {
                 **event_json(e),
