@@ -10,7 +10,7 @@ from aiohttp import web
 from gateway.api import models
 from gateway.api.common import actor, json_body, services
 from gateway.api.routing import Permission, Route
-from gateway.services.certificates import resolve
+from gateway.targets import AttachedTarget
 from protocols.acme import settings as acme
 
 _PATH = "/api/v1/applications/{app}/profiles/{profile}/acme"
@@ -23,67 +23,46 @@ def _directory(request: web.Request, app: str, profile: str) -> str:
 
 
 def _view(
-    request: web.Request, settings: dict[str, Any], kid: str | None, app: str, profile: str
+    request: web.Request, acme_view: acme.AttachmentAcme, target: AttachedTarget
 ) -> dict[str, Any]:
-    return {
+    settings = acme_view.settings
+    view = {
         "enabled": bool(settings.get("enabled", False)),
         "eab_required": bool(settings.get("eab_required", True)),
         "validation_networks": settings.get("validation_networks"),
         "challenges": settings.get("challenges"),
         "terms_of_service": settings.get("terms_of_service"),
-        "directory": _directory(request, app, profile),
-        "eab_kid": kid,
+        "directory": _directory(request, target.application.slug, target.profile.slug),
+        "eab_kid": acme_view.eab_kid,
     }
+    if acme_view.created is not None:  # shown once: the HMAC key is never returned again
+        view["eab_hmac_key"] = acme_view.created.hmac_key
+    return view
+
+
+async def _target(request: web.Request) -> AttachedTarget:
+    return await services(request).targets.scoped(
+        request.match_info["app"], request.match_info["profile"]
+    )
 
 
 async def get_settings(request: web.Request) -> web.Response:
-    svc = services(request)
-    target = await resolve(svc, request.match_info["app"], request.match_info["profile"])
-    async with svc.db.transaction(read_only=True) as tx:
-        attachment = await tx.attachments.get(target.application.id, target.profile.id)
-        assert attachment is not None
-        kid = await acme.current_eab_kid(svc, tx, acme.attachment_scope(attachment))
-    settings = attachment.methods.get(acme.ACME, {})
+    target = await _target(request)
     return web.json_response(
-        _view(request, settings, kid, target.application.slug, target.profile.slug)
+        _view(request, await acme.get_settings(services(request), target), target)
     )
 
 
 async def update_settings(request: web.Request) -> web.Response:
     body = await json_body(request)
-    svc = services(request)
-    target = await resolve(svc, request.match_info["app"], request.match_info["profile"])
-    async with svc.db.transaction() as tx:
-        attachment, created = await acme.configure_attachment(
-            svc, tx, actor(request), target.application, target.profile, body
-        )
-        kid = await acme.current_eab_kid(svc, tx, acme.attachment_scope(attachment))
-    view = _view(
-        request,
-        attachment.methods.get(acme.ACME, {}),
-        kid,
-        target.application.slug,
-        target.profile.slug,
-    )
-    if created is not None:  # shown once: the HMAC key is never returned again
-        view["eab_hmac_key"] = created.hmac_key
-    return web.json_response(view)
+    target = await _target(request)
+    changed = await acme.change_settings(services(request), actor(request), target, body)
+    return web.json_response(_view(request, changed, target))
 
 
 async def rotate_eab(request: web.Request) -> web.Response:
-    svc = services(request)
-    target = await resolve(svc, request.match_info["app"], request.match_info["profile"])
-    async with svc.db.transaction() as tx:
-        attachment = await tx.attachments.get(target.application.id, target.profile.id)
-        assert attachment is not None
-        credentials = await acme.rotate_eab(
-            svc,
-            tx,
-            actor(request),
-            acme.attachment_scope(attachment),
-            target.application.project_id,
-            target.application.id,
-        )
+    target = await _target(request)
+    credentials = await acme.change_eab(services(request), actor(request), target)
     return web.json_response(
         {"eab_kid": credentials.kid, "eab_hmac_key": credentials.hmac_key}, status=201
     )

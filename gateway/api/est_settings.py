@@ -8,24 +8,27 @@ from aiohttp import web
 from gateway.api import models
 from gateway.api.common import actor, json_body, path_uuid, services
 from gateway.api.routing import Permission, Route
-from gateway.services.certificates import resolve
+from gateway.targets import AttachedTarget
 from protocols.est import settings as est_admin
 
 _SETTINGS_BODY = models.EstSettingsBody
 
 
+async def _target(request: web.Request) -> AttachedTarget:
+    return await services(request).targets.scoped(
+        request.match_info["app"], request.match_info["profile"]
+    )
+
+
 async def get_settings(request: web.Request) -> web.Response:
-    svc = services(request)
-    target = await resolve(svc, request.match_info["app"], request.match_info["profile"])
-    return web.json_response(await est_admin.get_settings(svc, target))
+    target = await _target(request)
+    return web.json_response(await est_admin.get_settings(services(request), target))
 
 
 async def update_settings(request: web.Request) -> web.Response:
     body = await json_body(request)
-    svc = services(request)
-    target = await resolve(svc, request.match_info["app"], request.match_info["profile"])
-    async with svc.db.transaction() as tx:
-        view = await est_admin.update_settings(svc, tx, actor(request), target, body)
+    target = await _target(request)
+    view = await est_admin.change_settings(services(request), actor(request), target, body)
     return web.json_response(view)
 
 
@@ -33,39 +36,33 @@ async def set_password(request: web.Request) -> web.Response:
     """Set or rotate the Basic passphrase; given (>= 8 characters) or generated. The
     plaintext is in this response only; the gateway keeps a hash."""
     body = await json_body(request)
-    svc = services(request)
-    target = await resolve(svc, request.match_info["app"], request.match_info["profile"])
-    async with svc.db.transaction() as tx:
-        created = await est_admin.set_password(
-            svc, tx, actor(request), target, body.get("password")
-        )
+    target = await _target(request)
+    created = await est_admin.change_password(
+        services(request), actor(request), target, body.get("password")
+    )
     return web.json_response(created, status=201)
 
 
 async def get_profile_settings(request: web.Request) -> web.Response:
-    svc = services(request)
-    return web.json_response(
-        await est_admin.get_profile_settings(svc, path_uuid(request, "profile_id"))
-    )
+    profile_id = path_uuid(request, "profile_id")
+    return web.json_response(await est_admin.get_profile_settings(services(request), profile_id))
 
 
 async def update_profile_settings(request: web.Request) -> web.Response:
     body = await json_body(request)
-    svc = services(request)
     profile_id = path_uuid(request, "profile_id")
-    async with svc.db.transaction() as tx:
-        view = await est_admin.update_profile_settings(svc, tx, actor(request), profile_id, body)
+    view = await est_admin.change_profile_settings(
+        services(request), actor(request), profile_id, body
+    )
     return web.json_response(view)
 
 
 async def set_profile_password(request: web.Request) -> web.Response:
     body = await json_body(request)
-    svc = services(request)
     profile_id = path_uuid(request, "profile_id")
-    async with svc.db.transaction() as tx:
-        created = await est_admin.set_profile_password(
-            svc, tx, actor(request), profile_id, body.get("password")
-        )
+    created = await est_admin.change_profile_password(
+        services(request), actor(request), profile_id, body.get("password")
+    )
     return web.json_response(created, status=201)
 
 
@@ -134,5 +131,3 @@ def routes() -> list[Route]:
             responses={201: "Created"},
         ),
     ]
-
-

@@ -12,30 +12,24 @@ from aiohttp import web
 from gateway.api import models
 from gateway.api.common import BODY_JSON, actor, json_body, path_uuid, services
 from gateway.api.routing import Permission, Route
-from gateway.core.errors import InvalidInput
-from gateway.services.certificates import resolve
+from gateway.services.audit import Actor
 from gateway.services.graph import Services
-from gateway.targets import EnrollmentTarget
 from protocols.scep import settings as scep_admin
-from store.db import Tx
 
-Change = Callable[[Services, Tx, EnrollmentTarget, web.Request, dict[str, Any]], Awaitable[Any]]
+Change = Callable[[Services, Actor, scep_admin.Where, dict[str, Any]], Awaitable[Any]]
 
 
-async def _enrollment(request: web.Request, tx: Tx) -> EnrollmentTarget:
+async def _where(request: web.Request) -> scep_admin.Where:
     if "profile_id" in request.match_info:
-        return await scep_admin.for_profile(tx, path_uuid(request, "profile_id"))
-    target = await resolve(
-        services(request), request.match_info["app"], request.match_info["profile"]
+        return path_uuid(request, "profile_id")
+    return await services(request).targets.scoped(
+        request.match_info["app"], request.match_info["profile"]
     )
-    return await scep_admin.for_target(tx, target.application, target.profile)
 
 
 async def get_settings(request: web.Request) -> web.Response:
-    svc = services(request)
-    async with svc.db.transaction(read_only=True) as tx:
-        enrollment = await _enrollment(request, tx)
-        return web.json_response(await scep_admin.view(svc, tx, enrollment))
+    where = await _where(request)
+    return web.json_response(await scep_admin.get_settings(services(request), where))
 
 
 def _writer(
@@ -46,42 +40,17 @@ def _writer(
         # false): json_body hands over the validated one.
         readable = body or request.can_read_body or request.get(BODY_JSON) is not None
         data = await json_body(request) if readable else {}
-        svc = services(request)
-        async with svc.db.transaction() as tx:
-            enrollment = await _enrollment(request, tx)
-            result = await change(svc, tx, enrollment, request, data)
+        where = await _where(request)
+        result = await change(services(request), actor(request), where, data)
         return web.json_response(result, status=status)
 
     return handler
 
 
-async def _update(
-    svc: Services, tx: Tx, e: EnrollmentTarget, r: web.Request, b: dict[str, Any]
-) -> Any:
-    return await scep_admin.update(svc, tx, actor(r), e, b)
-
-
 async def _challenge(
-    svc: Services, tx: Tx, e: EnrollmentTarget, r: web.Request, b: dict[str, Any]
-) -> Any:
-    return await scep_admin.set_static_challenge(svc, tx, actor(r), e, b.get("challenge"))
-
-
-async def _rotate(
-    svc: Services, tx: Tx, e: EnrollmentTarget, r: web.Request, b: dict[str, Any]
-) -> Any:
-    unknown = set(b) - {"keep_previous"}
-    keep = b.get("keep_previous", True)
-    if unknown or not isinstance(keep, bool):
-        raise InvalidInput("the body may only hold keep_previous (a boolean, default true)")
-    # keep_previous=false: the old RA stops answering at once (a compromised key).
-    return await scep_admin.rotate_ra(svc, tx, actor(r), e, keep_previous=keep)
-
-
-async def _dynamic(
-    svc: Services, tx: Tx, e: EnrollmentTarget, r: web.Request, b: dict[str, Any]
-) -> Any:
-    return await scep_admin.create_challenge(svc, tx, actor(r), e, b)
+    svc: Services, who: Actor, where: scep_admin.Where, b: dict[str, Any]
+) -> dict[str, str]:
+    return await scep_admin.change_static_challenge(svc, who, where, b.get("challenge"))
 
 
 def routes() -> list[Route]:
@@ -112,7 +81,7 @@ def routes() -> list[Route]:
             Route(
                 "PATCH",
                 path,
-                _writer(_update),
+                _writer(scep_admin.change_settings),
                 f"{prefix}.settings.update",
                 admin,
                 f"Enable/disable SCEP{where}; enabling creates the RA",
@@ -133,7 +102,7 @@ def routes() -> list[Route]:
             Route(
                 "POST",
                 path + "/ra/rotate",
-                _writer(_rotate, 201, body=False),
+                _writer(scep_admin.rotate, 201, body=False),
                 f"{prefix}.ra.rotate",
                 admin,
                 f"Issue a new RA key and certificate{where}; the previous one answers for "
@@ -146,7 +115,7 @@ def routes() -> list[Route]:
             Route(
                 "POST",
                 path + "/challenges",
-                _writer(_dynamic, 201),
+                _writer(scep_admin.new_challenge, 201),
                 f"{prefix}.challenges.create",
                 issue,
                 f"A dynamic one-time challenge{where} (ttl_minutes, default 60)",

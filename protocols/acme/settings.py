@@ -39,7 +39,7 @@ from gateway.core.model import (
 from gateway.pki.kms import secret_aad
 from gateway.services.audit import Actor, event
 from gateway.services.graph import Services
-from gateway.targets import EnrollmentTarget
+from gateway.targets import AttachedTarget, EnrollmentTarget
 from protocols.acme import nonces
 from protocols.acme.routes import PREFIXES
 from protocols.acme.server import AcmeDeps, AcmeServer, ValidationSettings
@@ -72,11 +72,6 @@ def check_settings(raw: Any) -> dict[str, Any]:
     return dict(raw)
 
 
-def _served(target: EnrollmentTarget) -> EnrollmentTarget | None:
-    """The target when ACME is enabled there, else None (no directory)."""
-    return target if target.methods.acme.enabled else None
-
-
 class Endpoints:
     """gateway.core.acme.EndpointResolver over the database. Directories, EAB keys and
     nonce keys are configuration (projects, applications, profiles, attachments, secrets):
@@ -88,18 +83,10 @@ class Endpoints:
         self._keys: dict[uuid.UUID, bytes] = {}  # decrypted secrets by secret id
 
     async def scoped(self, app_slug: str, profile_slug: str) -> EnrollmentTarget | None:
-        try:
-            target = await self._services.targets.scoped(app_slug, profile_slug)
-        except NotFound:
-            return None
-        return _served(target)
+        return await self._services.targets.serving(EnrollmentMethod.ACME, app_slug, profile_slug)
 
     async def legacy(self, profile_id: uuid.UUID) -> EnrollmentTarget | None:
-        try:
-            target = await self._services.targets.legacy(profile_id)
-        except NotFound:
-            return None
-        return _served(target)
+        return await self._services.targets.serving_legacy(EnrollmentMethod.ACME, profile_id)
 
     async def eab_key(self, target: EnrollmentTarget, kid: str) -> bytes | None:
         owner = _owner(target.owner)
@@ -280,6 +267,54 @@ async def configure_legacy(
     if merged.get("enabled") and await current_eab_kid(services, tx, scope) is None:
         credentials = await rotate_eab(services, tx, actor, scope, profile.project_id)
     return updated, credentials
+
+
+# ---- use cases of the REST API: each opens its own transaction ------------------------
+
+
+@dataclass(frozen=True)
+class AttachmentAcme:
+    """An attached profile's ACME settings as stored, its current EAB key id, and the EAB
+    credentials this call created (shown once: the HMAC key is never returned again)."""
+
+    settings: dict[str, Any]
+    eab_kid: str | None
+    created: EabCredentials | None = None
+
+
+async def _stored_attachment(tx: Tx, target: AttachedTarget) -> ProfileAttachment:
+    attachment = await tx.attachments.get(target.application.id, target.profile.id)
+    assert attachment is not None
+    return attachment
+
+
+async def get_settings(services: Services, target: AttachedTarget) -> AttachmentAcme:
+    async with services.db.transaction(read_only=True) as tx:
+        attachment = await _stored_attachment(tx, target)
+        kid = await current_eab_kid(services, tx, attachment_scope(attachment))
+    return AttachmentAcme(attachment.methods.get(ACME, {}), kid)
+
+
+async def change_settings(
+    services: Services, actor: Actor, target: AttachedTarget, body: dict[str, Any]
+) -> AttachmentAcme:
+    """configure_attachment in a transaction of its own."""
+    async with services.db.transaction() as tx:
+        attachment, created = await configure_attachment(
+            services, tx, actor, target.application, target.profile, body
+        )
+        kid = await current_eab_kid(services, tx, attachment_scope(attachment))
+    return AttachmentAcme(attachment.methods.get(ACME, {}), kid, created)
+
+
+async def change_eab(services: Services, actor: Actor, target: AttachedTarget) -> EabCredentials:
+    """Create or rotate an attached profile's EAB credentials (rotate_eab)."""
+    app = target.application
+    async with services.db.transaction() as tx:
+        attachment = await _stored_attachment(tx, target)
+        return await rotate_eab(
+            services, tx, actor, attachment_scope(attachment), app.project_id, app.id
+        )
 
 
 def directory_path(app_slug: str, profile_slug: str) -> str:

@@ -93,13 +93,8 @@ class EstGateway:
         self.services = services
 
     async def resolve(self, application: str, profile: str) -> EnrollmentTarget:
-        try:
-            target: EnrollmentTarget | None = await self.services.targets.scoped(
-                application, profile
-            )
-        except NotFound:
-            target = None
-        if target is None or not target.methods.est.enabled:
+        target = await self.services.targets.serving(EnrollmentMethod.EST, application, profile)
+        if target is None:
             raise NotFound(
                 f"no EST enrollment at application '{application}', profile '{profile}' "
                 "(unknown application or profile, profile not attached, or EST not enabled)"
@@ -107,11 +102,8 @@ class EstGateway:
         return target
 
     async def resolve_legacy(self, profile_id: uuid.UUID) -> EnrollmentTarget:
-        try:
-            target: EnrollmentTarget | None = await self.services.targets.legacy(profile_id)
-        except NotFound:
-            target = None
-        if target is None or not target.methods.est.enabled:
+        target = await self.services.targets.serving_legacy(EnrollmentMethod.EST, profile_id)
+        if target is None:
             raise NotFound(f"no EST enrollment for profile {profile_id}")
         return target
 
@@ -480,6 +472,40 @@ async def set_profile_password(
     )
     settings = _settings(profile.enrollment.get(EST), str(profile_id))
     return {"username": settings.username, "password": plain}
+
+
+# ---- use cases of the REST API: each opens its own transaction ------------------------
+# (get_settings and get_profile_settings above read in one of their own.)
+
+
+async def change_settings(
+    services: Services, actor: Actor, target: AttachedTarget, body: dict[str, Any]
+) -> dict[str, Any]:
+    async with services.db.transaction() as tx:
+        return await update_settings(services, tx, actor, target, body)
+
+
+async def change_password(
+    services: Services, actor: Actor, target: AttachedTarget, password: Any
+) -> dict[str, str]:
+    """Set or rotate the Basic passphrase: the given one (>= 8 characters) or a generated
+    one, in this answer only; the gateway keeps a hash."""
+    async with services.db.transaction() as tx:
+        return await set_password(services, tx, actor, target, password)
+
+
+async def change_profile_settings(
+    services: Services, actor: Actor, profile_id: uuid.UUID, body: dict[str, Any]
+) -> dict[str, Any]:
+    async with services.db.transaction() as tx:
+        return await update_profile_settings(services, tx, actor, profile_id, body)
+
+
+async def change_profile_password(
+    services: Services, actor: Actor, profile_id: uuid.UUID, password: Any
+) -> dict[str, str]:
+    async with services.db.transaction() as tx:
+        return await set_profile_password(services, tx, actor, profile_id, password)
 
 
 async def bootstrap_est(

@@ -42,7 +42,13 @@ from gateway.pki.kms import secret_aad
 from gateway.pki.passwords import generate_secret, hash_secret
 from gateway.services.audit import Actor, event
 from gateway.services.graph import Services
-from gateway.targets import EnrollmentTarget, NotAttached, load_legacy, load_scoped
+from gateway.targets import (
+    AttachedTarget,
+    EnrollmentTarget,
+    NotAttached,
+    load_legacy,
+    load_scoped,
+)
 from store.db import Tx
 
 SCEP = EnrollmentMethod.SCEP.value
@@ -329,6 +335,60 @@ async def create_challenge(
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat()
+
+
+# ---- use cases of the REST API: each opens its own transaction ------------------------
+# `where` names the target: an attached profile as the resolver answered it
+# (services.targets.scoped), or a legacy profile's id; either is read again in the use
+# case's transaction (for_target, for_profile).
+
+Where = AttachedTarget | uuid.UUID
+
+
+async def _load(tx: Tx, where: Where) -> EnrollmentTarget:
+    if isinstance(where, uuid.UUID):
+        return await for_profile(tx, where)
+    return await for_target(tx, where.application, where.profile)
+
+
+async def get_settings(services: Services, where: Where) -> dict[str, Any]:
+    async with services.db.transaction(read_only=True) as tx:
+        return await view(services, tx, await _load(tx, where))
+
+
+async def change_settings(
+    services: Services, actor: Actor, where: Where, body: dict[str, Any]
+) -> dict[str, Any]:
+    async with services.db.transaction() as tx:
+        return await update(services, tx, actor, await _load(tx, where), body)
+
+
+async def change_static_challenge(
+    services: Services, actor: Actor, where: Where, value: Any
+) -> dict[str, str]:
+    async with services.db.transaction() as tx:
+        return await set_static_challenge(services, tx, actor, await _load(tx, where), value)
+
+
+async def rotate(
+    services: Services, actor: Actor, where: Where, body: dict[str, Any]
+) -> dict[str, Any]:
+    """rotate_ra with the REST body {"keep_previous": bool} (default true)."""
+    async with services.db.transaction() as tx:
+        target = await _load(tx, where)
+        unknown = set(body) - {"keep_previous"}
+        keep = body.get("keep_previous", True)
+        if unknown or not isinstance(keep, bool):
+            raise InvalidInput("the body may only hold keep_previous (a boolean, default true)")
+        # keep_previous=false: the old RA stops answering at once (a compromised key).
+        return await rotate_ra(services, tx, actor, target, keep_previous=keep)
+
+
+async def new_challenge(
+    services: Services, actor: Actor, where: Where, body: dict[str, Any]
+) -> dict[str, Any]:
+    async with services.db.transaction() as tx:
+        return await create_challenge(services, tx, actor, await _load(tx, where), body)
 
 
 async def bootstrap_scep(
