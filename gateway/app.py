@@ -128,9 +128,8 @@ async def run(config: Config) -> None:
     await runner.setup()
     log = logging.getLogger("certgate")
     try:
-        site = web.TCPSite(runner, config.server.host, config.server.http_port)
-        await site.start()
-        log.info("HTTP listening on %s:%d", config.server.host, config.server.http_port)
+        # HTTPS first: once /readyz answers on HTTP, every listener is up (a deployment
+        # script, or a test, may go straight to the HTTPS URL of bootstrap.json).
         if config.tls.enabled:
             context = await server_ssl_context(app[SERVICES])
             tls_site = web.TCPSite(
@@ -138,6 +137,9 @@ async def run(config: Config) -> None:
             )
             await tls_site.start()
             log.info("HTTPS listening on %s:%d", config.server.host, config.server.https_port)
+        site = web.TCPSite(runner, config.server.host, config.server.http_port)
+        await site.start()
+        log.info("HTTP listening on %s:%d", config.server.host, config.server.http_port)
         log.info("root CA certificate: %s", (config.home / "root-ca.pem").resolve())
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
