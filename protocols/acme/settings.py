@@ -172,6 +172,16 @@ def _nonce_owner(project_id: uuid.UUID) -> str:
     return f"project:{project_id}:acme"
 
 
+def new_eab_credentials() -> EabCredentials:
+    """A fresh key id and 256-bit HMAC key (RFC 8555 §7.3.4). A key whose base64url form
+    starts with "-" is drawn again: certbot's `--eab-hmac-key -x…` and lego's `--hmac -x…`
+    would read it as an option, so one deployment in 64 could not be set up as documented."""
+    while True:
+        key = _b64(secrets.token_bytes(32))
+        if not key.startswith("-"):
+            return EabCredentials(f"kid-{secrets.token_urlsafe(12)}", key)
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -189,7 +199,7 @@ async def rotate_eab(
     application_id: uuid.UUID | None = None,
 ) -> EabCredentials:
     """A new key id and HMAC key replace the old pair; existing accounts keep working."""
-    credentials = EabCredentials(f"kid-{secrets.token_urlsafe(12)}", _b64(secrets.token_bytes(32)))
+    credentials = new_eab_credentials()
     secret_id = new_id()
     plaintext = json.dumps({"kid": credentials.kid, "key": credentials.hmac_key}).encode()
     ciphertext = await services.kms.encrypt(project_id, plaintext, secret_aad(secret_id))
