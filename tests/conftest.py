@@ -19,14 +19,17 @@
     database that ``store.migrate.upgrade`` migrated once per test run), closed after
     the test. Use ``async with database.transaction() as tx: ...``.
 
-``seed_gateway`` (callable: Config -> None)
+``seed_gateway`` (tests.helpers.databases.Seed: (Config, Prepared | None) -> dict | None)
     Call it with a gateway's config before ``create_app(config)``: it gives the config's
     (empty) database and home what a first start of that config leaves there (migrated
     schema, bootstrapped demo world, ``root.key``, ``bootstrap.json``, ``root-ca.pem``),
     copied from a template built by one real first start per run and kind of
     configuration (tests/helpers/databases.py). ``create_app`` then finds the
-    organization and skips its bootstrap, as on any later start. A test marked
-    ``@pytest.mark.first_start`` gets a no-op instead, and so the real first start.
+    organization and skips its bootstrap, as on any later start. With a ``Prepared``,
+    the copy also has the state that its API calls made once on the template, and the
+    call returns their data. A test marked ``@pytest.mark.first_start`` gets None
+    instead and nothing copied: create_app runs the real first start, and the fixture
+    makes the prepared state itself.
 
 Test ids carry the backend: ``test_x[sqlite]``, ``test_x[postgresql]``; select one with
 ``-k sqlite``.
@@ -39,15 +42,14 @@ there means a layer of the suite silently did not run.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gateway.config import Config
 from store.db import Database
-from tests.helpers.databases import POSTGRES_URL_ENV, DatabaseTemplates
+from tests.helpers.databases import POSTGRES_URL_ENV, DatabaseTemplates, Seed
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -120,11 +122,9 @@ async def database(
 
 
 @pytest.fixture
-def seed_gateway(
-    request: pytest.FixtureRequest, database_templates: DatabaseTemplates
-) -> Callable[[Config], None]:
+def seed_gateway(request: pytest.FixtureRequest, database_templates: DatabaseTemplates) -> Seed:
     if request.node.get_closest_marker("first_start") is not None:
-        return lambda config: None
+        return lambda config, prepared=None: None
     return database_templates.seed
 
 

@@ -84,7 +84,7 @@ def start_gateway(home: Path, database_url: str, extra_env: dict[str, str] | Non
                     return served
         except OSError:
             pass
-        time.sleep(0.2)
+        time.sleep(0.05)
     process.terminate()
     raise AssertionError("certgate serve did not become ready:\n" + log.read_text())
 

@@ -9,7 +9,9 @@ backend gets
 * one *bootstrapped* template per kind of configuration: what a real first start of
   `create_app(config)` leaves in the database and in CERTGATE_HOME (`root.key`, which
   wraps the per-project KMS keys and so must travel with the database, `bootstrap.json`,
-  `root-ca.pem`).
+  `root-ca.pem`);
+* on request, templates of a state a fixture brings every test's gateway into through
+  the gateway's API after the first start (`Prepared`, e.g. EST enabled with a password).
 
 and each test gets a copy: SQLite by copying the file, PostgreSQL by
 `CREATE DATABASE <test> TEMPLATE <template>` (a template must have no open connection
@@ -31,17 +33,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import re
 import shutil
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.engine import make_url
 
 from gateway.app import create_app
@@ -190,9 +194,32 @@ Backend = SqliteDatabases | PostgresDatabases
 
 
 @dataclasses.dataclass(frozen=True)
-class Bootstrapped:
+class Prepared:
+    """A state that a fixture brings a first-started gateway into through the gateway's
+    own API (say, EST enabled with a fresh password). Like the bootstrap, it is recorded
+    once per run and kind of configuration, and copied per test; `run` gets a client of
+    the template's gateway and its bootstrap.json, and returns what the fixture needs to
+    know about the state (say, that password), as JSON-able data."""
+
+    name: str
+    run: Callable[[TestClient, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class Seed(Protocol):
+    """The `seed_gateway` fixture (tests/conftest.py). None when nothing was copied (the
+    test is marked first_start, or an earlier gateway of the test seeded its database):
+    then the fixture makes the prepared state itself."""
+
+    def __call__(
+        self, config: Config, prepared: Prepared | None = None
+    ) -> dict[str, Any] | None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Template:
     url: str
     home: Path
+    data: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def bootstrap_key(config: Config) -> str:
@@ -214,6 +241,33 @@ async def first_start(config: Config) -> None:
     await runner.cleanup()
 
 
+async def prepare(config: Config, prepared: Prepared) -> dict[str, Any]:
+    """Start the gateway of `config` (already bootstrapped) and run `prepared` against it."""
+    client = TestClient(TestServer(create_app(config, background=False)))
+    await client.start_server()
+    try:
+        bootstrap = json.loads((config.home / BOOTSTRAP_JSON).read_text())
+        return await prepared.run(client, bootstrap)
+    finally:
+        await client.close()
+
+
+def copy_home(source: Path, target: Path, database_url: str) -> None:
+    """The files a start left in home `source`, into the fresh home `target`; the one
+    home-dependent value, bootstrap.json's root_ca_path, follows the home."""
+    target.mkdir(parents=True, exist_ok=True, mode=0o700)
+    source_path, target_path = str(source.resolve()), str(target.resolve())
+    db_file = sqlite_path(database_url).resolve() if database_url.startswith("sqlite") else None
+    for path in sorted(source.iterdir()):
+        copy = target / path.name
+        if db_file is not None and str(copy.resolve()).startswith(str(db_file)):
+            continue  # an embedded database in the home is copied as a database
+        assert not copy.exists(), f"{copy} exists before the first start"
+        shutil.copy2(path, copy)  # modes (0600 for secrets) included
+        if path.name == BOOTSTRAP_JSON:
+            copy.write_text(path.read_text().replace(source_path, target_path))
+
+
 class DatabaseTemplates:
     """The run's templates (one set per pytest-xdist worker) and the per-test copies."""
 
@@ -223,11 +277,13 @@ class DatabaseTemplates:
         if postgres_url:
             self.backends["postgresql"] = PostgresDatabases(postgres_url)
         self._migrated: dict[str, str] = {}
-        self._bootstrapped: dict[str, Bootstrapped] = {}
+        self._templates: dict[tuple[str, str], Template] = {}
         self._seeded: set[str] = set()
+        self._unused: list[str] = []
         self._builds = 0
 
     def close(self) -> None:
+        self._drop_unused()
         for backend in self.backends.values():
             backend.close()
 
@@ -236,11 +292,21 @@ class DatabaseTemplates:
 
     def empty(self, backend: str, tmp_path: Path) -> str:
         """A URL of an empty, unmigrated database of its own."""
+        self._drop_unused()
         return self.backends[backend].empty(tmp_path)
 
     def drop(self, url: str) -> None:
+        """Drop the database once the test is over. Not at once: pytest tears a test's
+        fixtures down in the reverse order of their setup, and a client fixture set up
+        before `database_url` (pytest-aiohttp's `aiohttp_client`, a factory) closes the
+        gateway, and with it the gateway's connections, after `database_url` is torn down."""
         self._seeded.discard(url)
-        self.backend(url).drop(url)
+        self._unused.append(url)
+
+    def _drop_unused(self) -> None:
+        while self._unused:
+            url = self._unused.pop()
+            self.backend(url).drop(url)
 
     def migrated(self, backend: str) -> str:
         if backend not in self._migrated:
@@ -253,51 +319,48 @@ class DatabaseTemplates:
         """Fill the (empty) database at `url` with a migrated, empty schema."""
         self.backend(url).copy(self.migrated(backend_of(url)), url)
 
-    def bootstrapped(self, config: Config) -> Bootstrapped:
-        key = bootstrap_key(config)
-        if key not in self._bootstrapped:
-            backend = self.backend(config.database_url)
-            self._builds += 1
-            label = f"boot{self._builds}"
-            url = backend.template_url(label)
+    def template(self, config: Config, prepared: Prepared | None = None) -> Template:
+        """The first start of `config` (then `prepared`), built on first use."""
+        key = (bootstrap_key(config), prepared.name if prepared else "")
+        if key in self._templates:
+            return self._templates[key]
+        backend = self.backend(config.database_url)
+        self._builds += 1
+        label = f"{backend.name}-{self._builds}"
+        url = backend.template_url(label)
+        home = self.root / f"{label}-home"
+        template_config = dataclasses.replace(
+            config,
+            home=home,
+            database=dataclasses.replace(config.database, url=url),
+            # Copied, so that the template never shares a list with the test's config.
+            server=dataclasses.replace(config.server),
+        )
+        data: dict[str, Any] = {}
+        if prepared is None:
             backend.copy(self.migrated(backend.name), url)
-            home = self.root / f"{backend.name}-{label}-home"
-            template_config = dataclasses.replace(
-                config,
-                home=home,
-                database=dataclasses.replace(config.database, url=url),
-                # Copied, so that the template never shares a list with the test's config.
-                server=dataclasses.replace(config.server),
-            )
             run_in_new_loop(lambda: first_start(template_config))
             assert (home / BOOTSTRAP_JSON).exists(), "the first start did not bootstrap"
-            self._bootstrapped[key] = Bootstrapped(url, home)
-        return self._bootstrapped[key]
+        else:
+            started = self.template(config)
+            backend.copy(started.url, url)
+            copy_home(started.home, home, url)
+            data = run_in_new_loop(lambda: prepare(template_config, prepared))
+        self._templates[key] = Template(url, home, data)
+        return self._templates[key]
 
-    def seed(self, config: Config) -> None:
+    def seed(self, config: Config, prepared: Prepared | None = None) -> dict[str, Any] | None:
         """Give `config`'s (empty) database and home what a first start of
-        create_app(config) leaves there, copied from the bootstrapped template.
+        create_app(config), then `prepared`, leaves there, copied from a template; return
+        the data `prepared` returned.
 
         A second gateway of the same test on the same database is a later start: it
-        finds everything in place, so nothing is copied again."""
+        finds everything in place, so nothing is copied again, and None says that the
+        fixture must make its prepared state itself, as it would have without templates."""
         if config.database_url in self._seeded:
-            return
+            return None
         self._seeded.add(config.database_url)
-        template = self.bootstrapped(config)
+        template = self.template(config, prepared)
         self.backend(config.database_url).copy(template.url, config.database_url)
-        home = config.home
-        home.mkdir(parents=True, exist_ok=True, mode=0o700)
-        template_home, test_home = str(template.home.resolve()), str(home.resolve())
-        db_file = (
-            sqlite_path(config.database_url).resolve()
-            if config.database_url.startswith("sqlite")
-            else None
-        )
-        for source in sorted(template.home.iterdir()):
-            target = home / source.name
-            if db_file is not None and str(target.resolve()).startswith(str(db_file)):
-                continue  # an embedded database in the home was copied above
-            assert not target.exists(), f"{target} exists before the first start"
-            shutil.copy2(source, target)  # modes (0600 for secrets) included
-            if source.name == BOOTSTRAP_JSON:
-                target.write_text(source.read_text().replace(template_home, test_home))
+        copy_home(template.home, config.home, config.database_url)
+        return dict(template.data)

@@ -43,6 +43,10 @@ class DnsServer:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._thread.is_alive():
+            # Wake the receive loop now rather than at its next timeout.
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as wake:
+                wake.sendto(b"", ("127.0.0.1", self.port))
         self._thread.join(timeout=2)
         self._sock.close()
 

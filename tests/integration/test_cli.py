@@ -24,7 +24,7 @@ from cryptography.x509.oid import NameOID
 
 from gateway.bootstrap import bootstrap_if_empty
 from gateway.cli import main
-from gateway.config import Config, load_config
+from gateway.config import load_config
 from gateway.core.clock import SystemClock
 from gateway.core.errors import Unauthorized
 from gateway.core.model import KeyType
@@ -34,6 +34,7 @@ from gateway.pki.verifier import SecretVerifier
 from gateway.services.auth import Authenticator
 from gateway.services.graph import open_services
 from store.db import Database
+from tests.helpers.databases import Seed
 
 T = TypeVar("T")
 UUID_RE = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -153,9 +154,7 @@ def fresh_cli(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.fixture
-def cli(
-    request: pytest.FixtureRequest, fresh_cli: Cli, seed_gateway: Callable[[Config], None]
-) -> Cli:
+def cli(request: pytest.FixtureRequest, fresh_cli: Cli, seed_gateway: Seed) -> Cli:
     """After a first start: a copy of the run's bootstrapped template (tests/conftest.py),
     or, for a test marked first_start, the bootstrap itself."""
     if request.node.get_closest_marker("first_start"):

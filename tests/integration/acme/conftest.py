@@ -5,7 +5,7 @@ responder on acme.tlsalpn01_port)."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,9 @@ import pytest
 from aiohttp import web
 
 from gateway.app import create_app
-from gateway.config import Config, load_config
+from gateway.config import load_config
 from tests.helpers.acmeharness import AcmeGateway, AlpnResponder, Responder
+from tests.helpers.databases import Seed
 from tests.helpers.dnsserver import DnsServer
 
 
@@ -78,7 +79,7 @@ async def acme_gateway(
     responder: Responder,
     dns_server: DnsServer,
     alpn_responder: AlpnResponder,
-    seed_gateway: Callable[[Config], None],
+    seed_gateway: Seed,
 ) -> AcmeGateway:
     config = load_config(
         None,

@@ -33,9 +33,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from multidict import CIMultiDict
 
 from gateway.app import create_app
-from gateway.config import Config, load_config
+from gateway.config import load_config
 from tests.helpers.acmeclient import AcmeClient, Reply, b64, csr_der
 from tests.helpers.acmeharness import Responder
+from tests.helpers.databases import Seed
 from tests.helpers.dnsserver import DnsServer
 
 PUBLIC_BASE_URL = "http://127.0.0.1:8080"
@@ -96,7 +97,7 @@ async def two_instances(
     database_url: str,
     responder: Responder,
     dns_server: DnsServer,
-    seed_gateway: Callable[[Config], None],
+    seed_gateway: Seed,
 ) -> TwoInstances:
     environ = {
         "CERTGATE_HOME": str(tmp_path / "home"),

@@ -4,7 +4,6 @@ from the run's bootstrapped template (tests/conftest.py, seed_gateway)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from gateway.app import create_app
 from gateway.appkeys import SERVICES
 from gateway.config import Config, load_config
 from gateway.services.graph import Services
+from tests.helpers.databases import Seed
 
 
 @dataclass
@@ -72,7 +72,7 @@ async def gateway(
     aiohttp_client: Any,
     tmp_path: Path,
     database_url: str,
-    seed_gateway: Callable[[Config], None],
+    seed_gateway: Seed,
 ) -> Gateway:
     config = make_config(tmp_path / "home", database_url)
     seed_gateway(config)

@@ -8,20 +8,21 @@ trusts no proxy (the plain-HTTP rules). Real TLS is covered by test_est_tls.py a
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient
 from est_helpers import EstGateway
 
 from gateway.app import create_app
-from gateway.config import Config, load_config
+from gateway.config import load_config
+from tests.helpers.databases import Prepared, Seed
 
 
 async def _start(
     aiohttp_client: Any,
-    seed: Callable[[Config], None],
+    seed: Seed,
     home: Path,
     database_url: str,
     proxies: str,
@@ -36,18 +37,30 @@ async def _start(
     }
     config = load_config(None, environ=environ)
     config.server.trusted_proxies = [p for p in proxies.split(",") if p]
-    seed(config)
+    state = seed(config, EST_ENABLED if enable else None)
     client = await aiohttp_client(create_app(config, background=False))
     bootstrap = json.loads((config.home / "bootstrap.json").read_text())
     gw = EstGateway(client, bootstrap)
-    if enable:
+    if enable and state is None:
         await gw.enable()
+    elif enable:
+        gw.password = state["password"]
     return gw
+
+
+async def _enable(client: TestClient, bootstrap: dict[str, Any]) -> dict[str, Any]:
+    gw = EstGateway(client, bootstrap)
+    await gw.enable()
+    return {"password": gw.password}
+
+
+# EstGateway.enable() on a first-started gateway, made once per run (tests/conftest.py).
+EST_ENABLED = Prepared("est-enabled", _enable)
 
 
 @pytest.fixture
 async def est_gw(
-    aiohttp_client: Any, tmp_path: Path, database_url: str, seed_gateway: Callable[[Config], None]
+    aiohttp_client: Any, tmp_path: Path, database_url: str, seed_gateway: Seed
 ) -> EstGateway:
     return await _start(
         aiohttp_client, seed_gateway, tmp_path / "home", database_url, "127.0.0.1/32,::1"
@@ -56,14 +69,14 @@ async def est_gw(
 
 @pytest.fixture
 async def plain_gw(
-    aiohttp_client: Any, tmp_path: Path, database_url: str, seed_gateway: Callable[[Config], None]
+    aiohttp_client: Any, tmp_path: Path, database_url: str, seed_gateway: Seed
 ) -> EstGateway:
     return await _start(aiohttp_client, seed_gateway, tmp_path / "home", database_url, "")
 
 
 @pytest.fixture
 async def header_gw(
-    aiohttp_client: Any, tmp_path: Path, database_url: str, seed_gateway: Callable[[Config], None]
+    aiohttp_client: Any, tmp_path: Path, database_url: str, seed_gateway: Seed
 ) -> EstGateway:
     """Trusts 127.0.0.1 as a proxy that sends the client certificate in X-Client-Cert."""
     return await _start(
@@ -78,7 +91,7 @@ async def header_gw(
 
 @pytest.fixture
 async def fresh_gw(
-    aiohttp_client: Any, tmp_path: Path, database_url: str, seed_gateway: Callable[[Config], None]
+    aiohttp_client: Any, tmp_path: Path, database_url: str, seed_gateway: Seed
 ) -> EstGateway:
     """As first started: EST settings and passphrases exactly as bootstrap left them."""
     return await _start(

@@ -4,7 +4,6 @@ and on the legacy profile, plus a tiny SCEP client bound to it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,9 @@ from cryptography import x509
 
 from gateway.app import create_app
 from gateway.appkeys import SERVICES
-from gateway.config import Config
 from gateway.services.graph import Services
 from tests.helpers import scepclient as sc
+from tests.helpers.databases import Prepared, Seed
 from tests.integration.api.conftest import make_config
 
 STATIC = "static-challenge-1"
@@ -86,18 +85,29 @@ class Scep:
         return sc.read_reply(await self.send(der, get=get, path=path), requester)
 
 
+async def _enable(client: TestClient, bootstrap: dict[str, Any]) -> dict[str, Any]:
+    s = Scep(client, bootstrap)
+    await s.api("PATCH", SETTINGS, {"enabled": True})
+    await s.api("POST", SETTINGS + "/challenge", {"challenge": STATIC}, status=201)
+    return {}
+
+
+# SCEP on with the static challenge, made once per run on a first-started gateway.
+SCEP_ENABLED = Prepared("scep-enabled", _enable)
+
+
 @pytest.fixture
 async def scep(
     aiohttp_client: Any,
     tmp_path: Path,
     database_url: str,
-    seed_gateway: Callable[[Config], None],
+    seed_gateway: Seed,
 ) -> Scep:
     config = make_config(tmp_path / "home", database_url)
-    seed_gateway(config)
+    state = seed_gateway(config, SCEP_ENABLED)
     client = await aiohttp_client(create_app(config, background=False))
     bootstrap = json.loads((config.home / "bootstrap.json").read_text())
     s = Scep(client, bootstrap)
-    await s.api("PATCH", SETTINGS, {"enabled": True})
-    await s.api("POST", SETTINGS + "/challenge", {"challenge": STATIC}, status=201)
+    if state is None:
+        await _enable(client, bootstrap)
     return s
