@@ -55,7 +55,11 @@ async def active_project(tx: Tx) -> Project:
         raise NotFound("no organization exists yet; start the gateway once to bootstrap")
     project = await tx.projects.get_active(orgs[0].id)
     if project is None:
-        raise NotFound("the organization has no active project")
+        raise NotFound(
+            "the organization has no active project; designate one with "
+            "POST /api/v1/projects/{id}/activate",
+            code="no_active_project",
+        )
     return project
 
 

@@ -73,6 +73,8 @@ projects = Table(
     Column("status", String(16), nullable=False),
     Column("wrapped_data_key", LargeBinary(), nullable=False),
     _created_at(),
+    # Set by an export into the active project; the project is read-only from then on.
+    Column("exported_at", UtcDateTime(), nullable=True),
     UniqueConstraint("organization_id", "name"),
     Index(
         ONE_ACTIVE_PROJECT_INDEX,
@@ -103,6 +105,8 @@ certificate_authorities = Table(
     # Last CRL number handed out; bumped atomically by CARepository.next_crl_number.
     Column("crl_number", BigInteger(), nullable=False, server_default=text("0")),
     _created_at(),
+    # False: the key must not leave this CA; an export skips it (and its profiles).
+    Column("exportable", Boolean(), nullable=False, server_default=text("true")),
     UniqueConstraint("project_id", "name"),
 )
 
@@ -124,7 +128,8 @@ profiles = Table(
     Column("project_id", Uuid(), ForeignKey("projects.id"), nullable=False),
     Column("slug", String(63), nullable=False),
     Column("name", String(200), nullable=False),
-    Column("ca_id", Uuid(), ForeignKey("certificate_authorities.id"), nullable=False),
+    # NULL for a self-signed profile (issuer_type "self-signed").
+    Column("ca_id", Uuid(), ForeignKey("certificate_authorities.id"), nullable=True),
     Column("policy_id", Uuid(), ForeignKey("policies.id"), nullable=False),
     Column("validity_days", Integer(), nullable=False),
     Column("key_usages", JSON(), nullable=False),
@@ -133,6 +138,7 @@ profiles = Table(
     Column("default_key_type", String(16), nullable=False),
     Column("enrollment", JSON(), nullable=False),
     _created_at(),
+    Column("issuer_type", String(16), nullable=False, server_default=text("'ca'")),
     UniqueConstraint("project_id", "slug"),
     Index(None, "ca_id"),
     Index(None, "policy_id"),
@@ -168,7 +174,8 @@ certificates = Table(
     _id(),
     Column("serial", String(64), nullable=False),
     Column("project_id", Uuid(), ForeignKey("projects.id"), nullable=False),
-    Column("ca_id", Uuid(), ForeignKey("certificate_authorities.id"), nullable=False),
+    # NULL for a certificate of a self-signed profile (signed by its own key).
+    Column("ca_id", Uuid(), ForeignKey("certificate_authorities.id"), nullable=True),
     Column("profile_id", Uuid(), ForeignKey("profiles.id"), nullable=False),
     Column("application_id", Uuid(), ForeignKey("applications.id"), nullable=True),
     Column("subject", Text(), nullable=False),

@@ -29,6 +29,7 @@ from pydantic import (
 
 from gateway.core.model import (
     AppRole,
+    IssuerType,
     KeyType,
     PrincipalKind,
     ProductRole,
@@ -168,6 +169,7 @@ class ProjectBody(Body):
 class CAKindName(enum.StrEnum):
     ROOT = "root"
     INTERMEDIATE = "intermediate"
+    EXTERNAL = "external"
 
 
 class CreateCABody(Body):
@@ -178,6 +180,10 @@ class CreateCABody(Body):
     validity_days: Days | None = None
     common_name: Name | None = None
     project_id: uuid.UUID | None = None
+    # kind "external": the CA's certificate (no key is held here).
+    certificate_pem: Pem | None = None
+    # False: the key never leaves this CA (an export skips it and its profiles).
+    exportable: bool = True
 
 
 class ImportCABody(Body):
@@ -204,7 +210,7 @@ class ProfileBody(Body):
     name: Name | None = None
     ca_id: uuid.UUID | None = None
     policy_id: uuid.UUID | None = None
-    issuer_type: Name | None = None
+    issuer_type: IssuerType | None = None
     validity_days: Days | None = None
     renew_before_days: Days | None = None
     key_usages: list[Name] | None = Field(None, max_length=20)
@@ -365,271 +371,3 @@ class DynamicChallengeBody(Body):
 
 # --- responses (documentation and the schemathesis conformance check; serializers.py and
 # the handlers build the bodies) -----------------------------------------------------------
-
-
-class Out(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
-Str = str
-OptStr = str | None
-
-
-class ProjectOut(Out):
-    id: Str
-    name: Str
-    status: Annotated[str, Field(json_schema_extra={"enum": ["active", "legacy"]})]
-    created_at: OptStr
-
-
-class CAOut(Out):
-    id: Str
-    project_id: Str
-    name: Str
-    kind: Str
-    parent_id: OptStr
-    key_type: Str
-    subject: Str
-    serial: Str
-    not_before: OptStr
-    not_after: OptStr
-    status: Str
-    certificate_pem: Str
-    chain_pem: OptStr
-    created_at: OptStr
-
-
-class PolicyOut(Out):
-    id: Str
-    project_id: Str
-    name: Str
-    rules: dict[str, Any]
-    created_at: OptStr
-
-
-class ProfileOut(Out):
-    id: Str
-    project_id: Str
-    slug: Str
-    name: Str
-    ca_id: OptStr
-    policy_id: OptStr
-    validity_days: int
-    renew_before_days: int | None
-    key_usages: list[str]
-    extended_key_usages: list[str]
-    default_key_type: Str
-    enrollment: dict[str, Any] | None
-    created_at: OptStr
-
-
-class ApplicationOut(Out):
-    id: Str
-    project_id: Str
-    slug: Str
-    name: OptStr
-    description: OptStr
-    created_at: OptStr
-
-
-class ApplicationListed(ApplicationOut):
-    role: AppRole | None
-
-
-class AttachmentOut(Out):
-    id: Str
-    application_id: Str
-    profile_id: Str
-    profile: Str
-    methods: dict[str, Any]
-    created_at: OptStr
-
-
-class CertificateOut(Out):
-    id: Str
-    serial: Str
-    application_id: OptStr
-    profile_id: OptStr
-    ca_id: Str
-    subject: Str
-    common_name: OptStr
-    sans: list[str]
-    key_type: OptStr
-    not_before: OptStr
-    not_after: OptStr
-    status: Str
-    revoked_at: OptStr
-    revocation_reason: RevocationReason | None
-    method: Str
-    requester: OptStr
-    renewed_from: OptStr
-    certificate_pem: Str
-    chain_pem: OptStr
-    created_at: OptStr
-
-
-class IssuedOut(CertificateOut):
-    private_key_pem: OptStr = None
-
-
-class PendingOut(Out):
-    request_id: Str
-    status: Annotated[str, Field(json_schema_extra={"enum": ["pending"]})]
-
-
-class PrincipalOut(Out):
-    id: Str
-    name: Str
-    kind: PrincipalKind
-    product_role: ProductRole | None
-    disabled: bool
-    created_at: OptStr
-
-
-class MembershipOut(Out):
-    application_id: Str
-    application: OptStr
-    project_id: OptStr
-    role: AppRole
-    created_at: OptStr
-
-
-class PrincipalDetail(PrincipalOut):
-    memberships: list[MembershipOut]
-
-
-class TokenOut(Out):
-    id: Str
-    principal_id: Str
-    name: Str
-    status: Annotated[str, Field(json_schema_extra={"enum": ["active", "revoked", "expired"]})]
-    created_at: OptStr
-    expires_at: OptStr
-    revoked_at: OptStr
-
-
-class CreatedTokenOut(Out):
-    id: Str
-    principal_id: Str
-    name: Str
-    token: Str
-    expires_at: OptStr
-
-
-class WhoAmI(Out):
-    principal: PrincipalOut
-    token: TokenOut
-    memberships: list[MembershipOut]
-
-
-class MemberOut(Out):
-    application: Str
-    application_id: Str
-    principal_id: Str
-    principal: OptStr
-    kind: PrincipalKind | None
-    product_role: ProductRole | None
-    role: AppRole
-    created_at: OptStr
-
-
-class AuditEventOut(Out):
-    id: Str
-    at: OptStr
-    actor: Str
-    action: Str
-    target_type: OptStr
-    target_id: OptStr
-    project_id: OptStr
-    application_id: OptStr
-    source_ip: OptStr
-    details: Any
-
-
-class StepOut(Out):
-    approvers: list[str]
-    required: int
-
-
-class ApprovalPolicyOut(Out):
-    id: Str
-    application: Str
-    profile: Str
-    steps: list[StepOut]
-    bypass: list[str]
-    request_ttl_hours: int
-    created_at: OptStr
-
-
-class RequestOut(Out):
-    id: Str
-    application_id: Str
-    profile_id: Str
-    state: Str
-    step: int | None
-    requester: OptStr
-    requester_id: OptStr
-    method: Str
-    subject: OptStr
-    sans: list[str]
-    csr_pem: Str
-    requested_validity_days: int | None
-    renewed_from: OptStr
-    approvals: list[dict[str, Any]]
-    comment: OptStr
-    certificate_id: OptStr
-    created_at: OptStr
-    expires_at: OptStr
-    updated_at: OptStr
-
-
-class DeletedOut(Out):
-    deleted: bool
-    cancelled_requests: int
-
-
-class SettingsOut(Out):
-    """A protocol's settings view (its fields are the protocol's own)."""
-
-
-class AcmeSettingsOut(Out):
-    enabled: bool
-    eab_required: bool
-    validation_networks: list[str] | None
-    challenges: list[str] | None
-    terms_of_service: OptStr
-    directory: Str
-    eab_kid: OptStr
-    eab_hmac_key: OptStr = None
-
-
-class EabOut(Out):
-    eab_kid: Str
-    eab_hmac_key: Str
-
-
-def items_of(model: type[BaseModel]) -> type[BaseModel]:
-    """{"items": [model]}: a list without pagination."""
-    from pydantic import create_model
-
-    created: type[BaseModel] = create_model(
-        f"{model.__name__}List",
-        __base__=Out,
-        items=(list[model], ...),  # type: ignore[valid-type]
-    )
-    return created
-
-
-def page_of(model: type[BaseModel]) -> type[BaseModel]:
-    """{"items", "total", "limit", "offset"}: one page of a list."""
-    from pydantic import create_model
-
-    created: type[BaseModel] = create_model(
-        f"{model.__name__}Page",
-        __base__=Out,
-        items=(list[model], ...),  # type: ignore[valid-type]
-        total=(int, ...),
-        limit=(int, ...),
-        offset=(int, ...),
-    )
-    return created

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from gateway.api import models as m
+from gateway.api import outputs as m
 
 _ISSUED: dict[int, type[BaseModel]] = {201: m.IssuedOut, 202: m.PendingOut}
 

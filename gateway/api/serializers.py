@@ -28,6 +28,7 @@ def project(p: Project) -> dict[str, Any]:
         "name": p.name,
         "status": p.status.value,
         "created_at": ts(p.created_at),
+        "exported_at": ts(p.exported_at),
     }
 
 
@@ -47,6 +48,7 @@ def ca(c: CertificateAuthority) -> dict[str, Any]:
         "certificate_pem": c.certificate_pem,
         "chain_pem": c.chain_pem,
         "created_at": ts(c.created_at),
+        "exportable": c.exportable,
     }
 
 
@@ -66,7 +68,8 @@ def profile(p: Profile) -> dict[str, Any]:
         "project_id": str(p.project_id),
         "slug": p.slug,
         "name": p.name,
-        "ca_id": str(p.ca_id),
+        "ca_id": str(p.ca_id) if p.ca_id else None,
+        "issuer_type": p.issuer_type.value,
         "policy_id": str(p.policy_id),
         "validity_days": p.validity_days,
         "renew_before_days": p.renew_before_days,
@@ -106,7 +109,7 @@ def certificate(c: Certificate) -> dict[str, Any]:
         "serial": c.serial,
         "application_id": str(c.application_id) if c.application_id else None,
         "profile_id": str(c.profile_id),
-        "ca_id": str(c.ca_id),
+        "ca_id": str(c.ca_id) if c.ca_id else None,
         "subject": c.subject,
         "common_name": c.common_name,
         "sans": list(c.sans),

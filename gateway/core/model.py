@@ -35,6 +35,16 @@ class KeyType(enum.StrEnum):
 class CAKind(enum.StrEnum):
     ROOT = "root"
     INTERMEDIATE = "intermediate"
+    # A certificate only: the key is held elsewhere, so nothing is signed here (issuance
+    # answers ca_external until a connector to the issuing system exists).
+    EXTERNAL = "external"
+
+
+class IssuerType(enum.StrEnum):
+    """What signs a profile's certificates: its CA, or each certificate's own key."""
+
+    CA = "ca"
+    SELF_SIGNED = "self-signed"
 
 
 class CAStatus(enum.StrEnum):
@@ -119,6 +129,12 @@ class Project:
     # The project's data key, wrapped (AES-256-GCM) by the root key. Never plaintext.
     wrapped_data_key: bytes
     created_at: datetime
+    # When the project was exported into the active one; it is read-only from then on.
+    exported_at: datetime | None = None
+
+    @property
+    def read_only(self) -> bool:
+        return self.exported_at is not None
 
 
 @dataclass(frozen=True)
@@ -137,9 +153,16 @@ class CertificateAuthority:
     not_before: datetime
     not_after: datetime
     status: CAStatus
-    # PKCS#8 DER encrypted under the project's data key (gateway.pki.kms envelope).
+    # PKCS#8 DER encrypted under the project's data key (gateway.pki.kms envelope);
+    # empty for an external CA, whose key is not held here.
     encrypted_key: bytes
     created_at: datetime
+    # False: the key must not leave this CA (an export skips it and its profiles).
+    exportable: bool = True
+
+    @property
+    def holds_key(self) -> bool:
+        return self.kind is not CAKind.EXTERNAL and bool(self.encrypted_key)
 
     @property
     def enabled(self) -> bool:
@@ -214,7 +237,8 @@ class Profile:
     project_id: uuid.UUID
     slug: str
     name: str
-    ca_id: uuid.UUID
+    # None for a self-signed profile (issuer_type SELF_SIGNED).
+    ca_id: uuid.UUID | None
     policy_id: uuid.UUID
     validity_days: int
     key_usages: tuple[str, ...]
@@ -226,6 +250,11 @@ class Profile:
     # method name -> settings (no secrets; secrets live in the secrets table).
     enrollment: dict[str, dict[str, Any]]
     created_at: datetime
+    issuer_type: IssuerType = IssuerType.CA
+
+    @property
+    def self_signed(self) -> bool:
+        return self.issuer_type is IssuerType.SELF_SIGNED
 
 
 @dataclass(frozen=True)
@@ -258,7 +287,8 @@ class Certificate:
     id: uuid.UUID
     serial: str  # lowercase hex, no separators
     project_id: uuid.UUID
-    ca_id: uuid.UUID
+    # None for a certificate of a self-signed profile (signed by its own key).
+    ca_id: uuid.UUID | None
     profile_id: uuid.UUID
     application_id: uuid.UUID | None
     subject: str  # RFC 4514

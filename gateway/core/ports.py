@@ -31,7 +31,7 @@ T = TypeVar("T")
 
 
 class CARepository(Protocol):
-    async def get(self, ca_id: uuid.UUID) -> CertificateAuthority | None: ...
+    async def get(self, ca_id: uuid.UUID | None) -> CertificateAuthority | None: ...
 
 
 class PolicyRepository(Protocol):

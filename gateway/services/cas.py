@@ -20,7 +20,7 @@ from gateway.pki import ca as ca_lib
 from gateway.pki.keys import PrivateKey, key_type_of
 from gateway.pki.signer import encrypt_ca_key
 from gateway.services.audit import Actor, event
-from gateway.services.catalog import project_scope
+from gateway.services.catalog import check_writable, project_scope
 from gateway.services.graph import Services
 from store.db import Tx
 
@@ -139,6 +139,9 @@ async def create_intermediate(
         raise NotFound(f"parent CA {parent_id} not found")
     if not parent.enabled:
         raise InvalidInput(f"parent CA '{parent.name}' is disabled")
+    parent_project = await tx.projects.get(parent.project_id)
+    if parent_project is not None:
+        check_writable(parent_project)
     parent_cert = x509.load_pem_x509_certificate(parent.certificate_pem.encode())
     parent_key = await services.signer.load_ca_key(parent)
     cert, key = ca_lib.create_intermediate_ca(
@@ -198,7 +201,7 @@ async def add_ca(
     pki = services.config.pki
     async with services.db.transaction() as tx:
         if kind == "root":
-            project = await project_scope(tx, project_ref)
+            project = await project_scope(tx, project_ref, write=True)
             return await create_root(
                 services,
                 tx,
@@ -240,7 +243,7 @@ async def import_ca(
 ) -> CertificateAuthority:
     """An existing CA certificate and key into the project `project_ref` names."""
     async with services.db.transaction() as tx:
-        project = await project_scope(tx, project_ref)
+        project = await project_scope(tx, project_ref, write=True)
         name = _check_name(name)
         cert, key, chain = ca_lib.load_ca_import(
             certificate_pem, private_key_pem, passphrase, chain_pem

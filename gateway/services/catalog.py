@@ -11,7 +11,7 @@ import dataclasses
 import uuid
 from typing import Any
 
-from gateway.core.errors import InvalidInput, NotFound
+from gateway.core.errors import Conflict, InvalidInput, NotFound
 from gateway.core.methods import check_methods
 from gateway.core.model import (
     EnrollmentMethod,
@@ -53,19 +53,35 @@ def check_slug(value: Any, what: str) -> str:
     return value
 
 
-async def project_scope(tx: Tx, project_ref: object | None) -> Project:
+async def project_scope(tx: Tx, project_ref: object | None, *, write: bool = False) -> Project:
     """The project a CA/policy/profile operation acts on: the one `project_ref` (a project
-    id, as given in a body or query) names, or the active one when it names none."""
+    id, as given in a body or query) names, or the active one when it names none. With
+    `write`, an exported (read-only) legacy project is refused (check_writable)."""
     if not project_ref:
-        return await active_project(tx)
-    try:
-        project_id = uuid.UUID(str(project_ref))
-    except ValueError:
-        raise InvalidInput("project_id must be a UUID") from None
-    project = await tx.projects.get(project_id)
-    if project is None:
-        raise NotFound("project not found")
+        project = await active_project(tx)
+    else:
+        try:
+            project_id = uuid.UUID(str(project_ref))
+        except ValueError:
+            raise InvalidInput("project_id must be a UUID") from None
+        found = await tx.projects.get(project_id)
+        if found is None:
+            raise NotFound("project not found")
+        project = found
+    if write:
+        check_writable(project)
     return project
+
+
+def check_writable(project: Project, what: str = "CAs, policies and profiles") -> None:
+    """A legacy project that was exported into the active one is read-only: its existing
+    profiles keep issuing, but nothing new is created there (issue: export)."""
+    if project.read_only:
+        raise Conflict(
+            f"project '{project.name}' was exported into the active project and is "
+            f"read-only: create {what} in the active project",
+            code="legacy_read_only",
+        )
 
 
 async def default_organization(tx: Tx) -> Organization:
@@ -180,7 +196,7 @@ async def add_policy(
     services: Services, actor: Actor, project_ref: object | None, name: str, rules: PolicyRules
 ) -> Policy:
     async with services.db.transaction() as tx:
-        project = await project_scope(tx, project_ref)
+        project = await project_scope(tx, project_ref, write=True)
         return await create_policy(services, tx, actor, project.id, name, rules)
 
 
@@ -337,7 +353,7 @@ async def add_profile(
     services: Services, actor: Actor, project_ref: object | None, data: dict[str, Any]
 ) -> Profile:
     async with services.db.transaction() as tx:
-        project = await project_scope(tx, project_ref)
+        project = await project_scope(tx, project_ref, write=True)
         return await create_profile(services, tx, actor, project.id, data)
 
 
@@ -379,7 +395,7 @@ def _settings(p: Profile) -> dict[str, Any]:
     return {
         "slug": p.slug,
         "name": p.name,
-        "ca_id": str(p.ca_id),
+        "ca_id": str(p.ca_id) if p.ca_id else None,
         "policy_id": str(p.policy_id),
         "validity_days": p.validity_days,
         "renew_before_days": p.renew_before_days,

@@ -29,7 +29,8 @@ class CrlService:
         self._refresh = timedelta(hours=config.crl_refresh_hours)
 
     async def certificate_revoked(self, uow: Tx, certificate: Certificate) -> None:
-        await self.rebuild(uow, certificate.ca_id)
+        if certificate.ca_id is not None:  # a self-signed certificate is on no CRL
+            await self.rebuild(uow, certificate.ca_id)
 
     async def rebuild(self, tx: Tx, ca_id: uuid.UUID) -> CrlRecord:
         ca = await tx.cas.get(ca_id)

@@ -12,6 +12,7 @@ from sqlalchemy.engine import RowMapping
 from gateway.core.errors import Conflict, DomainError, NotFound
 from gateway.core.model import (
     Application,
+    IssuerType,
     KeyType,
     Policy,
     Profile,
@@ -51,6 +52,7 @@ def _profile(row: RowMapping) -> Profile:
         renew_before_days=row["renew_before_days"],
         default_key_type=KeyType(row["default_key_type"]),
         enrollment=dict(row["enrollment"]),
+        issuer_type=IssuerType(row["issuer_type"]),
         created_at=row["created_at"],
     )
 
@@ -153,6 +155,7 @@ class ProfileRepository(Repository):
             "renew_before_days": profile.renew_before_days,
             "default_key_type": profile.default_key_type.value,
             "enrollment": profile.enrollment,
+            "issuer_type": profile.issuer_type.value,
         }
 
     async def add(self, profile: Profile) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import RowMapping
@@ -30,6 +31,7 @@ def _project(row: RowMapping) -> Project:
         status=ProjectStatus(row["status"]),
         wrapped_data_key=bytes(row["wrapped_data_key"]),
         created_at=row["created_at"],
+        exported_at=row["exported_at"],
     )
 
 
@@ -75,6 +77,7 @@ class ProjectRepository(Repository):
                 "organization_id": project.organization_id,
                 "name": project.name,
                 "status": project.status.value,
+                "exported_at": project.exported_at,
                 "wrapped_data_key": project.wrapped_data_key,
                 "created_at": project.created_at,
             },
@@ -91,6 +94,12 @@ class ProjectRepository(Repository):
     async def get(self, project_id: uuid.UUID) -> Project | None:
         row = await self._get_by(_t_proj.c.id == project_id)
         return _project(row) if row else None
+
+    async def mark_exported(self, project_id: uuid.UUID, at: datetime) -> None:
+        """Record an export of the project (it is read-only from then on)."""
+        await self._session.execute(
+            update(_t_proj).where(_t_proj.c.id == project_id).values(exported_at=at)
+        )
 
     async def list(self, organization_id: uuid.UUID | None = None) -> builtins.list[Project]:
         query = select(_t_proj).order_by(_t_proj.c.created_at, _t_proj.c.name)

@@ -34,6 +34,7 @@ def _ca(row: RowMapping) -> CertificateAuthority:
         status=CAStatus(row["status"]),
         encrypted_key=bytes(row["encrypted_key"]),
         created_at=row["created_at"],
+        exportable=bool(row["exportable"]),
     )
 
 
@@ -69,6 +70,7 @@ class CARepository(Repository):
                 "status": ca.status.value,
                 "encrypted_key": ca.encrypted_key,
                 "created_at": ca.created_at,
+                "exportable": ca.exportable,
             },
             {
                 "uq_certificate_authorities_project_id_name": lambda: Conflict(
@@ -77,7 +79,10 @@ class CARepository(Repository):
             },
         )
 
-    async def get(self, ca_id: uuid.UUID) -> CertificateAuthority | None:
+    async def get(self, ca_id: uuid.UUID | None) -> CertificateAuthority | None:
+        """The CA `ca_id` names; None for None (a self-signed profile names no CA)."""
+        if ca_id is None:
+            return None
         row = await self._get_by(_t_ca.c.id == ca_id)
         return _ca(row) if row else None
 
