@@ -12,10 +12,13 @@ Revises: 0008
   self-signed profile names no CA, and its certificates (`certificates.ca_id` NULL) are
   signed by their own key.
 
-SQLite cannot drop NOT NULL in place: batch mode rebuilds `profiles` and `certificates`.
-Other tables reference both, so foreign keys are checked at commit (defer_foreign_keys),
-when the rebuilt tables hold the same ids again; the rebuild drops the configuration
-generation triggers of `profiles` (migration 0007), which are created again here.
+SQLite cannot drop NOT NULL in place, and batch mode (copy, drop, rename) cannot be used
+here: other tables reference `profiles` and `certificates`, and inside the migration's
+transaction foreign keys cannot be switched off, so dropping the old table would leave
+violations that the rename never clears. SQLite documents a narrower way for exactly this
+change ("Removing ... NOT NULL constraints", https://www.sqlite.org/lang_altertable.html
+section 7): rewrite the table's CREATE statement in sqlite_schema under writable_schema
+and bump schema_version. The stored rows are untouched, and so are indexes and triggers.
 
 Written out in full so that it never changes once released.
 """
@@ -30,31 +33,31 @@ down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_BUMP = "UPDATE config_generation SET value = value + 1 WHERE id = 1"
-
-
-def _sqlite_triggers(create: bool) -> None:
-    for operation in ("INSERT", "UPDATE", "DELETE"):
-        name = f"cg_profiles_{operation.lower()}"
-        if create:
-            op.execute(
-                f"CREATE TRIGGER IF NOT EXISTS {name} AFTER {operation} ON profiles "
-                f"BEGIN {_BUMP}; END"
-            )
-        else:
-            op.execute(f"DROP TRIGGER IF EXISTS {name}")
+def _sqlite_set_not_null(table: str, column: str, not_null: bool) -> None:
+    bind = op.get_bind()
+    find = f"{column} CHAR(32)" + ("" if not_null else " NOT NULL")
+    put = f"{column} CHAR(32)" + (" NOT NULL" if not_null else "")
+    sql = bind.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+    ).scalar_one()
+    if find + "," not in sql:
+        raise RuntimeError(f"unexpected definition of {table}.{column}: {sql}")
+    version = bind.exec_driver_sql("PRAGMA schema_version").scalar_one()
+    bind.exec_driver_sql("PRAGMA writable_schema = ON")
+    bind.exec_driver_sql(
+        "UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = ?",
+        (sql.replace(find + ",", put + ",", 1), table),
+    )
+    bind.exec_driver_sql(f"PRAGMA schema_version = {int(version) + 1}")
+    bind.exec_driver_sql("PRAGMA writable_schema = OFF")
 
 
 def _nullable_ca_ids(nullable: bool) -> None:
-    sqlite = op.get_bind().dialect.name == "sqlite"
-    if sqlite:
-        op.execute("PRAGMA defer_foreign_keys = ON")
-        _sqlite_triggers(create=False)
     for table in ("profiles", "certificates"):
-        with op.batch_alter_table(table) as batch:
-            batch.alter_column("ca_id", existing_type=sa.Uuid(), nullable=nullable)
-    if sqlite:
-        _sqlite_triggers(create=True)
+        if op.get_bind().dialect.name == "sqlite":
+            _sqlite_set_not_null(table, "ca_id", not_null=not nullable)
+        else:
+            op.alter_column(table, "ca_id", existing_type=sa.Uuid(), nullable=nullable)
 
 
 def upgrade() -> None:
