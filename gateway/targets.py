@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from gateway.core.errors import NotFound
+from gateway.core.errors import NoActiveProject, NotFound
 from gateway.core.methods import MethodSettings
 from gateway.core.model import (
     Application,
@@ -55,10 +55,9 @@ async def active_project(tx: Tx) -> Project:
         raise NotFound("no organization exists yet; start the gateway once to bootstrap")
     project = await tx.projects.get_active(orgs[0].id)
     if project is None:
-        raise NotFound(
+        raise NoActiveProject(
             "the organization has no active project; designate one with "
-            "POST /api/v1/projects/{id}/activate",
-            code="no_active_project",
+            "POST /api/v1/projects/{id}/activate"
         )
     return project
 

@@ -26,6 +26,7 @@ from gateway.core.errors import (
     Forbidden,
     InvalidInput,
     MethodNotEnabled,
+    NoActiveProject,
     NotFound,
     PolicyDenied,
     Unauthorized,
@@ -52,6 +53,9 @@ _STATUS: list[tuple[type[DomainError], int]] = [
     (PolicyDenied, 403),
     (MethodNotEnabled, 403),
     (Forbidden, 403),
+    # Before NotFound, its base: nothing requested is missing, the organization must first
+    # designate an active project (409, like every other state conflict).
+    (NoActiveProject, 409),
     (NotFound, 404),
     (CAUnavailable, 409),
     (Conflict, 409),

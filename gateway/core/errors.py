@@ -22,6 +22,16 @@ class NotFound(DomainError):
     code = "not_found"
 
 
+class NoActiveProject(NotFound):
+    """The organization has no active project, so no Application can be served.
+
+    A NotFound for the enrollment protocols (an application-scoped URL is then simply not
+    served, 404 in each protocol's form); the REST API answers it 409, since the request
+    names nothing missing: the organization's state has to be fixed first."""
+
+    code = "no_active_project"
+
+
 class Conflict(DomainError):
     code = "conflict"
 
@@ -48,6 +58,21 @@ class CAUnavailable(DomainError):
     """The profile's CA is disabled, missing or expired: nothing can be issued."""
 
     code = "ca_unavailable"
+
+
+class CAExternal(CAUnavailable):
+    """The profile's CA is external: its certificate is held here, its key is not, and no
+    connector to the system holding the key exists yet. Unlike its parent this does not pass
+    with time, but it is still a state of the CA, not of the request: nothing is stored."""
+
+    code = "ca_external"
+
+
+class SelfSignedNeedsKey(InvalidInput):
+    """A self-signed profile signs each certificate with the certificate's own key, so only
+    a key generated here can be used: a CSR brings a key certgate does not hold."""
+
+    code = "self_signed_needs_key"
 
 
 class MethodNotEnabled(DomainError):
