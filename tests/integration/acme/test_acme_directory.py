@@ -1,6 +1,6 @@
 """Directory `meta` (RFC 8555 §7.1.1), terms-of-service agreement (§7.3), the `profile`
-field of draft-aaron-acme-profiles, and the Link headers of a certificate download
-(§7.4.2)."""
+field of draft-aaron-acme-profiles, the Link headers of a certificate download
+(§7.4.2), newNonce by GET and HEAD (§7.2), and no directory where ACME is disabled."""
 
 from __future__ import annotations
 
@@ -82,3 +82,26 @@ async def test_ok_certificate_links_up_no_alternate(acme_gateway: AcmeGateway) -
     assert issuer.status == 200
     assert await issuer.read() == certs[1].public_bytes(Encoding.DER)
     assert certs[0].issuer == certs[1].subject
+
+
+async def test_ok_new_nonce_get_and_head_headers(acme_gateway: AcmeGateway) -> None:
+    for legacy in (False, True):
+        client = await acme_gateway.acme(legacy=legacy)
+        path = client.path(client.directory["newNonce"])
+        for method, status in (("HEAD", 200), ("GET", 204)):
+            resp = await acme_gateway.client.request(method, path)
+            assert resp.status == status
+            assert resp.headers["Cache-Control"] == "no-store"
+            assert resp.headers["Replay-Nonce"]
+
+
+async def test_fail_directory_of_disabled_acme(acme_gateway: AcmeGateway) -> None:
+    """Only a profile whose ACME method is enabled has a directory."""
+    path = acme_gateway.path(acme_gateway.bootstrap["acme_directory"])
+    assert (await acme_gateway.client.get(path)).status == 200
+    await acme_gateway.rest("PATCH", SETTINGS, {"enabled": False}, status=200)
+    resp = await acme_gateway.client.get(path)
+    assert resp.status == 404, await resp.text()
+    assert resp.headers["Content-Type"].startswith("application/problem+json")
+    await acme_gateway.rest("PATCH", SETTINGS, {"enabled": True}, status=200)
+    assert (await acme_gateway.client.get(path)).status == 200

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 from tests.helpers.acmeclient import Key, b64, csr_der, eab, jws
 from tests.helpers.acmeharness import AcmeGateway
 
 PROBLEM = "application/problem+json"
+ERROR = "urn:ietf:params:acme:error:"
 
 
 async def test_fail_replayed_nonce_bad_nonce_with_fresh_one(acme_gateway: AcmeGateway) -> None:
@@ -173,17 +175,6 @@ async def test_fail_other_accounts_resources(acme_gateway: AcmeGateway) -> None:
     assert peek.status == 404
 
 
-async def test_ok_wildcard_gets_dns01_only(acme_gateway: AcmeGateway) -> None:
-    client = await acme_gateway.account()
-    order = await client.post(
-        client.directory["newOrder"], {"identifiers": [{"type": "dns", "value": "*.example.com"}]}
-    )
-    authz = await client.post(order.body["authorizations"][0], None)
-    assert authz.body["wildcard"] is True
-    assert authz.body["identifier"]["value"] == "example.com"
-    assert [c["type"] for c in authz.body["challenges"]] == ["dns-01"]
-
-
 async def test_fail_nonce_of_failed_request_stays_spent(acme_gateway: AcmeGateway) -> None:
     """RFC 8555 §6.5: a nonce is accepted once, even when the request that carried it then
     failed (its work is rolled back, its nonce's use is not)."""
@@ -228,3 +219,72 @@ async def test_ok_deactivation_cancels_pending_orders(acme_gateway: AcmeGateway)
     assert [a.status.value for a in authzs] == ["deactivated"]
     assert orders["kept.example.com"].status.value == "valid"
     assert issued.body["status"] == "valid"
+
+
+async def test_fail_jwk_and_kid_both_or_neither(acme_gateway: AcmeGateway) -> None:
+    client = await acme_gateway.account()
+    url = client.directory["newOrder"]
+    payload = {"identifiers": [{"type": "dns", "value": "x.example.com"}]}
+    both = jws(client.key, url, payload, nonce=await client.new_nonce(), extra={"kid": client.kid})
+    assert "jwk" in json.loads(_unb64(both["protected"]))
+    reply = await client.raw(url, json.dumps(both))
+    assert (reply.status, reply.problem) == (400, "malformed"), reply.body
+    neither = _signed_without_key(client.key, url, payload, await client.new_nonce())
+    reply = await client.raw(url, json.dumps(neither))
+    assert (reply.status, reply.problem) == (400, "malformed"), reply.body
+    # Nothing was written by either request.
+    account = await client.post(client.kid or "", None)
+    assert (await client.post(account.body["orders"], None)).body["orders"] == []
+    # Where a jwk is allowed (newAccount, revokeCert), a kid beside it is refused too.
+    fresh = await acme_gateway.acme()
+    new_account = fresh.directory["newAccount"]
+    binding = eab(
+        acme_gateway.bootstrap["acme_eab_kid"],
+        acme_gateway.bootstrap["acme_eab_hmac_key"],
+        fresh.key.jwk(),
+        new_account,
+    )
+    requests: list[tuple[str, dict[str, Any]]] = [
+        (new_account, {"termsOfServiceAgreed": True, "externalAccountBinding": binding}),
+        (fresh.directory["revokeCert"], {"certificate": ""}),
+    ]
+    for url, signed in requests:
+        both = jws(fresh.key, url, signed, nonce=await fresh.new_nonce(), extra={"kid": client.kid})
+        reply = await fresh.raw(url, json.dumps(both))
+        assert (reply.status, reply.problem) == (400, "malformed"), (url, reply.body)
+    probe = await fresh.post(new_account, {"onlyReturnExisting": True}, use_jwk=True)
+    assert probe.problem == "accountDoesNotExist", probe.body
+
+
+def _unb64(text: str) -> bytes:
+    import base64
+
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _signed_without_key(key: Key, url: str, payload: Any, nonce: str) -> dict[str, str]:
+    protected = b64(json.dumps({"alg": key.alg, "url": url, "nonce": nonce}).encode())
+    body = b64(json.dumps(payload).encode())
+    return {
+        "protected": protected,
+        "payload": body,
+        "signature": b64(key.sign(f"{protected}.{body}".encode())),
+    }
+
+
+async def test_fail_policy_denial_one_subproblem_per_identifier(
+    acme_gateway: AcmeGateway,
+) -> None:
+    client = await acme_gateway.account()
+    names = ["ok-policy.example.com", "a.deep.example.com", "b.deep.example.com"]
+    ready = await acme_gateway.ready_order(client, names)
+    assert ready.body["status"] == "ready", ready.body
+    der, _ = csr_der(names)
+    final = await client.post(ready.body["finalize"], {"csr": b64(der)})
+    assert final.problem == "rejectedIdentifier", final.body
+    refused = sorted(s["identifier"]["value"] for s in final.body["subproblems"])
+    assert refused == ["a.deep.example.com", "b.deep.example.com"], final.body
+    for sub in final.body["subproblems"]:
+        assert sub["type"] == ERROR + "rejectedIdentifier"
+    after = await client.post(ready.headers["Location"], None)
+    assert after.body["status"] == "invalid" and after.body["error"]["type"].startswith(ERROR)

@@ -10,6 +10,8 @@ from protocols.acme.ari import cert_id
 from tests.helpers.acmeclient import AcmeClient, Key, b64
 from tests.helpers.acmeharness import AcmeGateway
 
+CERTS = "/api/v1/applications/demo/certificates"
+
 
 async def _leaf(client: AcmeClient, order_body: dict[str, object]) -> x509.Certificate:
     pem = (await client.post(str(order_body["certificate"]), None)).text
@@ -65,3 +67,46 @@ async def test_fail_replaces_disjoint_or_already_replaced(acme_gateway: AcmeGate
     assert first.body["replaces"] == ident
     second = await client.post(client.directory["newOrder"], body)
     assert (second.status, second.problem) == (409, "alreadyReplaced"), second.body
+
+
+async def test_ok_revoke_by_account_key_with_reason(acme_gateway: AcmeGateway) -> None:
+    client = await acme_gateway.account()
+    order, _key = await acme_gateway.issue(client, ["rev-account.example.com"])
+    pem = (await client.post(order.body["certificate"], None)).text
+    leaf = x509.load_pem_x509_certificates(pem.encode())[0]
+    der = b64(leaf.public_bytes(Encoding.DER))
+    bad = await client.post(client.directory["revokeCert"], {"certificate": der, "reason": 7})
+    assert bad.problem == "badRevocationReason", bad.body
+    done = await client.post(client.directory["revokeCert"], {"certificate": der, "reason": 4})
+    assert done.status == 200, done.body
+    certificate_id = order.body["certificate"].rstrip("/").rsplit("/", 1)[-1]
+    stored = await acme_gateway.rest("GET", f"{CERTS}/{certificate_id}", status=200)
+    assert stored["status"] == "revoked" and stored["revocation_reason"] == "superseded", stored
+    again = await client.post(client.directory["revokeCert"], {"certificate": der, "reason": 4})
+    assert again.problem == "alreadyRevoked"
+
+
+async def test_fail_replaces_other_accounts_certificate(acme_gateway: AcmeGateway) -> None:
+    alice = await acme_gateway.account()
+    order, _key = await acme_gateway.issue(alice, ["ari-alice.example.com"])
+    pem = (await alice.post(order.body["certificate"], None)).text
+    ident = cert_id(x509.load_pem_x509_certificates(pem.encode())[0])
+    bob = await acme_gateway.account(key=Key.ec())
+    reply = await bob.post(
+        bob.directory["newOrder"],
+        {"identifiers": [{"type": "dns", "value": "ari-alice.example.com"}], "replaces": ident},
+    )
+    assert reply.problem == "malformed", reply.body
+    for value in ("garbage", "AAAA.AAAA", ident.split(".")[0] + ".AQ"):
+        reply = await alice.post(
+            alice.directory["newOrder"],
+            {"identifiers": [{"type": "dns", "value": "ari-alice.example.com"}], "replaces": value},
+        )
+        assert reply.problem == "malformed", (value, reply.body)
+    account = await bob.post(bob.kid or "", None)
+    assert (await bob.post(account.body["orders"], None)).body["orders"] == []
+    # renewalInfo for an unknown certificate: a 404 problem document.
+    base = bob.path(bob.directory["renewalInfo"])
+    missing = await acme_gateway.client.get(base + "/" + ident.split(".")[0] + ".AQ")
+    assert missing.status == 404
+    assert missing.headers["Content-Type"].startswith("application/problem+json")
