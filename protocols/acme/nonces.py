@@ -55,6 +55,11 @@ def accept(key: bytes, value: str, now: datetime) -> datetime | None:
         raw = b64url_decode(value)
     except ValueError:
         return None
+    if b64url(raw) != value:
+        # The last character of 55 carries 2 unused bits: four spellings decode to one
+        # nonce. Only the one we issued is accepted, so the used-nonce record (kept as
+        # text) sees every use of a nonce under one key and a replay cannot re-spell it.
+        return None
     if len(raw) != _BODY_BYTES + _MAC_BYTES or raw[:1] != _VERSION:
         return None
     body, mac = raw[:_BODY_BYTES], raw[_BODY_BYTES:]

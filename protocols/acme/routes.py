@@ -4,13 +4,15 @@ Route names are `acme.<form>.<resource>`; `Ctx.url` builds every URL from them."
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from protocols.acme import accounts, ari, authorizations, orders
-from protocols.acme.server import APP, LEGACY, AcmeServer, Handler, endpoint
+from protocols.acme.problems import Problem, not_found
+from protocols.acme.server import APP, LEGACY, AcmeServer, Ctx, Handler, endpoint
 
 PREFIXES = {
     APP: "/applications/{app}/profiles/{profile}/acme",
@@ -37,7 +39,28 @@ _TABLE: list[tuple[str, str, str, Handler]] = [
     ("GET", "/renewal-info", "renewal-info-base", accounts.directory),
 ]
 
-_NO_NONCE = {"directory", "renewal-info", "renewal-info-base"}
+_NO_NONCE = {"directory", "renewal-info", "renewal-info-base", "unknown"}
+
+# Each path of the table as a pattern, for telling a wrong method from an unknown path.
+_PATTERNS = [
+    (re.compile(re.sub(r"\{[^}]+\}", "[^/]+", path) + "$"), method)
+    for method, path, _name, _handler in _TABLE
+]
+
+
+async def unknown(ctx: Ctx) -> web.Response:
+    """Everything under an ACME prefix that no route takes: a problem document too (RFC 8555
+    §6.7), never the router's text/plain 404 or 405, so a client can always parse it."""
+    tail = ctx.request.match_info.get("tail", "")
+    allowed = sorted({m for pattern, m in _PATTERNS if pattern.match(tail)})
+    if allowed:
+        raise Problem(
+            "malformed",
+            f"{ctx.request.method} is not allowed here (allowed: {', '.join(allowed)})",
+            405,
+            headers={"Allow": ", ".join(allowed)},
+        )
+    raise not_found("this ACME resource")
 
 
 @dataclass(frozen=True)
@@ -59,4 +82,9 @@ def route_specs(server: AcmeServer) -> list[RouteSpec]:
             specs.append(
                 RouteSpec(method, prefix + path, wrapped, f"acme.{kind}.{name}", f"ACME {name}")
             )
+        # Last: aiohttp tries resources in the order they were added.
+        wrapped = endpoint(server, kind, unknown, nonce=False)
+        specs.append(
+            RouteSpec("*", prefix + "{tail:(?:/.*)?}", wrapped, f"acme.{kind}.unknown", "ACME 404")
+        )
     return specs

@@ -46,3 +46,29 @@ def _flip_last(value: str) -> str:
 def test_fail_not_accepted(value: object, at: datetime) -> None:
     assert callable(value)
     assert nonces.accept(KEY, value(), at) is None
+
+
+def _spellings(value: str) -> list[str]:
+    """Every base64url text that decodes to the same bytes as `value` (its last character
+    has 2 unused bits)."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    raw = b64url_decode(value)
+    found = []
+    for c in alphabet:
+        other = value[:-1] + c
+        try:
+            if b64url_decode(other) == raw:
+                found.append(other)
+        except ValueError:
+            continue
+    return found
+
+
+def test_fail_only_the_issued_spelling_is_accepted() -> None:
+    """Review finding: all four spellings of one nonce were accepted, so one nonce could be
+    used four times (acme_used_nonces keys on the text)."""
+    value = nonces.issue(KEY, NOW)
+    spellings = _spellings(value)
+    assert len(spellings) == 4 and value in spellings
+    accepted = [s for s in spellings if nonces.accept(KEY, s, NOW) is not None]
+    assert accepted == [value]
