@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from gateway.core.errors import DomainError
 from gateway.services import audit as audit_log
 from gateway.services import cas as ca_admin
 from gateway.services import certificates as cert_admin
+from gateway.services import export as project_export
 from gateway.services import principals
 from gateway.services.audit import Actor
 from gateway.services.graph import Services, open_services, prepare_home
@@ -399,3 +401,54 @@ def audit_list(
             f"{item['at']}  {item['actor']:<20} {item['action']:<28} "
             f"{item['target_type']}:{item['target_id']}  {item['application'] or '-'}"
         )
+
+
+@main.group()
+def project() -> None:
+    """Projects (legacy ones are exported into the active project)."""
+
+
+@project.command("export")
+@click.argument("project_ref", metavar="PROJECT")
+@click.option("--dry-run", is_flag=True, help="Compute the result, write nothing.")
+@click.option("--again", is_flag=True, help="Export a project that was exported before.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (no progress).")
+@click.pass_context
+def project_export_cmd(
+    ctx: click.Context, project_ref: str, dry_run: bool, again: bool, as_json: bool
+) -> None:
+    """Copy a legacy PROJECT (id or name) into the active project, in one transaction."""
+    bars: list[Any] = []
+
+    def progress(done: int, total: int, label: str) -> None:
+        if not bars:  # the total is known once the service has read the project
+            bars.append(click.progressbar(length=total, label="exporting", file=sys.stderr))
+        bars[0].label = f"exporting {label}"
+        bars[0].update(1)
+        if done == total:
+            bars[0].render_finish()
+
+    async def work(s: Services) -> dict[str, Any]:
+        result = await project_export.export_project(
+            s, CLI_ACTOR, project_ref, dry_run=dry_run, again=again,
+            progress=None if as_json else progress,
+        )  # fmt: skip
+        return result.as_dict()
+
+    data = _run(ctx, work)
+    if as_json:
+        _echo_json(data)
+        return
+    singular = {"cas": "ca", "policies": "policy", "profiles": "profile"}
+    for kind, entries in data["exported"].items():
+        for e in entries:
+            renamed = f" (renamed from {e['renamed_from']})" if e["renamed_from"] else ""
+            click.echo(
+                f"exported {singular[kind]:<7} {e['name']}{renamed}  {e['source_id']} -> {e['id']}"
+            )
+    for e in data["skipped"]:
+        click.echo(f"skipped  {e['kind']:<7} {e['name']}  {e['source_id']}: {e['reason']}")
+    target = data["target_project_id"]
+    click.echo(
+        f"dry run: nothing written (target {target})" if dry_run else f"exported into {target}"
+    )
