@@ -217,6 +217,12 @@ async def _member_principal(w: World, caller: str) -> Call:
     return Call({"principal_id": w.principal_ids["auditor"]})
 
 
+async def _export_dry_run(w: World, caller: str) -> Call:
+    # A dry run writes nothing, so every caller's request can export the same kind of project.
+    project = await w.admin("POST", "/api/v1/projects", {"name": w.unique("legacy")})
+    return Call({"project_id": project["id"]}, {"dry_run": True})
+
+
 A = Permission
 SAMPLES: dict[str, Sample] = {
     # meta and public PKI
@@ -234,6 +240,7 @@ SAMPLES: dict[str, Sample] = {
     "projects.activate": Sample(
         A.PRODUCT_ADMIN, 200, at(lambda w: Call({"project_id": w.project_id}))
     ),
+    "projects.export": Sample(A.PRODUCT_ADMIN, 200, _export_dry_run),
     "cas.list": Sample(A.PRODUCT_ADMIN, 200, fixed()),
     "cas.create": Sample(
         A.PRODUCT_ADMIN,
