@@ -369,5 +369,21 @@ class DynamicChallengeBody(Body):
     ttl_minutes: int | None = Field(None, ge=1, le=60 * 24 * 365)
 
 
+# --- inventory across projects -------------------------------------------------------------
+
+
+class InventoryQuery(PageQuery):
+    """`GET /api/v1/certificates`: every filter is optional and they are ANDed."""
+
+    project_id: uuid.UUID | None = None
+    profile_id: uuid.UUID | None = None
+    application: SlugLike | None = Field(
+        None, description="An application's slug in the active project, or its id (any project)"
+    )
+    status: CertificateStatus | None = None
+    expiring_before: Timestamp | None = None
+    q: Name | None = None
+
+
 # --- responses (documentation and the schemathesis conformance check; serializers.py and
 # the handlers build the bodies) -----------------------------------------------------------

@@ -284,3 +284,11 @@ def page_of(model: type[BaseModel]) -> type[BaseModel]:
         offset=(int, ...),
     )
     return created
+
+
+class InventoryCertificateOut(CertificateOut):
+    """A certificate of the inventory across projects: its project, and its application's
+    slug (null for legacy issuance, through a profile endpoint without an application)."""
+
+    project_id: Str
+    application: OptStr

@@ -80,3 +80,4 @@ for _prefix in ("est", "scep", "scep.profile"):
         "challenges.create",
     ):
         RESPONSES.setdefault(f"{_prefix}.{_name}", {200: m.SettingsOut, 201: m.SettingsOut})
+RESPONSES["certificates.inventory"] = {200: m.page_of(m.InventoryCertificateOut)}

@@ -296,6 +296,7 @@ SAMPLES: dict[str, Sample] = {
         at(lambda w: Call(DEMO_PROFILE, {"sans": [w.unique("issue") + ".test"]})),
     ),
     "certificates.list": Sample(A.APP_READ, 200, fixed(Call(DEMO))),
+    "certificates.inventory": Sample(A.PRODUCT_ADMIN, 200, fixed()),
     "certificates.get": Sample(
         A.APP_READ, 200, at(lambda w: Call({**DEMO, "cert_id": w.certificate_id}))
     ),

@@ -10,20 +10,17 @@ resource) and says how to designate one.
 
 from __future__ import annotations
 
-import json
-import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import update
 
-from gateway.app import create_app
 from gateway.core.model import ProjectStatus
 from store import tables
 from tests.helpers.databases import Seed
-from tests.integration.api.conftest import Gateway, make_config
-from tests.integration.est.est_helpers import b64, basic, certs_from_cms, csr_der
+from tests.integration.api.conftest import Gateway
+from tests.integration.api.legacy_helpers import legacy_est_enroll, proxied_gateway
 
 APP_ACME = "/applications/demo/profiles/tls-server/acme/directory"
 APP_EST = "/.well-known/est/applications/demo/profiles/tls-server/cacerts"
@@ -35,14 +32,7 @@ APP_SCEP = "/applications/demo/profiles/tls-server/scep?operation=GetCACaps"
 async def gateway(
     aiohttp_client: Any, tmp_path: Path, database_url: str, seed_gateway: Seed
 ) -> Gateway:
-    """The API conftest's gateway, trusting the test client (127.0.0.1) as a TLS-terminating
-    proxy: EST enrollment needs HTTPS (RFC 7030 §3.2.1), which the proxy stands for."""
-    config = make_config(tmp_path / "home", database_url)
-    config.server.trusted_proxies = ["127.0.0.1/32", "::1"]
-    seed_gateway(config)
-    client = await aiohttp_client(create_app(config, background=False))
-    bootstrap = json.loads((config.home / "bootstrap.json").read_text())
-    return Gateway(client, config, bootstrap)
+    return await proxied_gateway(aiohttp_client, tmp_path / "home", database_url, seed_gateway)
 
 
 def legacy_urls(boot: dict[str, Any]) -> dict[str, str]:
@@ -57,26 +47,6 @@ def legacy_urls(boot: dict[str, Any]) -> dict[str, str]:
 async def status_of(gw: Gateway, path: str) -> int:
     resp = await gw.client.get(path)
     await resp.read()
-    return resp.status
-
-
-async def legacy_est_enroll(gw: Gateway, cn: str) -> int:
-    """simpleenroll through the legacy profile's EST URL with the bootstrap's credentials."""
-    boot = gw.bootstrap
-    base = urllib.parse.urlsplit(boot["legacy_est_base_url"]).path
-    der, _ = csr_der(cn)
-    resp = await gw.client.post(
-        f"{base}/simpleenroll",
-        data=b64(der),
-        headers={
-            "Content-Type": "application/pkcs10",
-            **basic(boot["legacy_est_username"], boot["legacy_est_password"]),
-        },
-    )
-    body = await resp.read()
-    if resp.status == 200:
-        (cert,) = certs_from_cms(body)
-        assert cert.subject.rfc4514_string() == f"CN={cn}"
     return resp.status
 
 
@@ -148,7 +118,7 @@ async def test_ok_activation_switch(gateway: Gateway) -> None:
     # A's legacy profile endpoints keep answering, and keep issuing.
     for path in legacy.values():
         assert await status_of(gateway, path) == 200, path
-    assert await legacy_est_enroll(gateway, "after-switch.example.com") == 200
+    assert (await legacy_est_enroll(gateway, "after-switch.example.com"))[0] == 200
 
     # B can have an application of the same slug: slugs are per project.
     await gateway.post("/api/v1/applications", {"slug": "demo"}, status=201)
@@ -203,7 +173,7 @@ async def test_fail_no_active_project(gateway: Gateway) -> None:
     for path in (APP_ACME, APP_EST, APP_SCEP):
         assert await status_of(gateway, path) == 404, path
     # Legacy profiles do not depend on an active project.
-    assert await legacy_est_enroll(gateway, "no-active.example.com") == 200
+    assert (await legacy_est_enroll(gateway, "no-active.example.com"))[0] == 200
 
     # Designating one, as the message says, ends it.
     first = items[0]["id"]
