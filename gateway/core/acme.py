@@ -330,23 +330,6 @@ def normalize(identifier: Identifier) -> Identifier:
     return Identifier(IdentifierType.DNS, identifier.value.lower().rstrip("."))
 
 
-# Addresses a validator never connects to unless a profile names them explicitly (not by a
-# default route): loopback, link-local, multicast, unspecified.
-def address_allowed(address: str, networks: Sequence[str]) -> bool:
-    """Whether a validator may connect to `address` under a profile's `validation_networks`
-    (CIDRs). Special ranges need an explicit, non-default network that contains them."""
-    ip = ipaddress.ip_address(address)
-    matching = []
-    for text in networks:
-        network = ipaddress.ip_network(text, strict=False)
-        if network.version == ip.version and ip in network:
-            matching.append(network)
-    if not matching:
-        return False
-    special = ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_unspecified
-    return not special or any(n.prefixlen > 0 for n in matching)
-
-
 DEFAULT_VALIDATION_NETWORKS = ("0.0.0.0/0", "::/0")
 
 # Lifetimes (RFC 8555 leaves them to the server).

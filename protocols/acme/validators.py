@@ -27,11 +27,11 @@ from gateway.core.acme import (
     ChallengeType,
     Identifier,
     IdentifierType,
-    address_allowed,
     dns01_record_name,
     dns01_txt_value,
     identifier_for,
 )
+from gateway.core.outbound import address_allowed
 from protocols.acme.server import ValidationSettings, new_http_session
 
 ACME_TLS_ALPN = "acme-tls/1"

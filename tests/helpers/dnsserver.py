@@ -26,6 +26,8 @@ class DnsServer:
         self.txt_file: Path | None = None  # JSON {name: [values]} merged on each query
         self.txt_dir: Path | None = None  # file <name>: one value per line, read on each query
         self.queries: list[tuple[str, str]] = []  # (name, type) of every question answered
+        # Names that answer AAAA with this address instead of A 127.0.0.1.
+        self.aaaa: dict[str, str] = {}
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.bind(("127.0.0.1", 0))
         self._sock.settimeout(0.2)
@@ -89,6 +91,11 @@ class DnsServer:
                             dns.rrset.from_text_list(
                                 question.name, 1, "IN", "TXT", [f'"{v}"' for v in values]
                             )
+                        )
+                elif name in self.aaaa:
+                    if question.rdtype == dns.rdatatype.AAAA:
+                        response.answer.append(
+                            dns.rrset.from_text(question.name, 1, "IN", "AAAA", self.aaaa[name])
                         )
                 elif any(name == s or name.endswith("." + s) for s in self.suffixes):
                     if question.rdtype == dns.rdatatype.A:

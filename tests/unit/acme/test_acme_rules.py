@@ -18,13 +18,13 @@ from gateway.core.acme import (
     IdentifierType,
     Order,
     OrderStatus,
-    address_allowed,
     challenge_types_for,
     csr_mismatch,
     dns01_record_name,
     dns01_txt_value,
     order_status,
 )
+from gateway.core.outbound import address_allowed
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 D = IdentifierType.DNS
