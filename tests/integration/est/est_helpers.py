@@ -63,6 +63,11 @@ def proxy_header(cert: x509.Certificate) -> dict[str, str]:
     return {"X-SSL-Client-Cert": urllib.parse.quote(pem, safe="")}
 
 
+def assert_plain(headers: dict[str, str]) -> None:
+    """EST errors answer text/plain a device developer can read (issue 5)."""
+    assert headers["Content-Type"].startswith("text/plain")
+
+
 @dataclass
 class Ca:
     """A small bootstrap (factory) CA for client-certificate tests."""

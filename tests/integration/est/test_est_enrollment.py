@@ -1,4 +1,6 @@
-"""EST operations through the in-process app (RFC 7030 §4), on SQLite and PostgreSQL."""
+"""EST enrollment operations through the in-process app (RFC 7030 §4): cacerts,
+simpleenroll, serverkeygen and csrattrs at the application/profile, label and legacy
+profile URLs, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from est_helpers import (
     LABEL,
     NEW,
     SETTINGS,
-    Ca,
+    EstGateway,
     b64,
     basic,
     certs_from_cms,
@@ -60,58 +62,6 @@ async def test_ok_simpleenroll_pem_armour_and_raw_der_tolerated(est_gw) -> None:
     for body in (pem, der):
         status, _, out = await est_gw.post("simpleenroll", body, auth=est_gw.basic)
         assert status == 200, out
-
-
-async def test_ok_simplereenroll_with_proxy_header(est_gw) -> None:
-    old = await est_gw.enroll("dev2.example.com")
-    der, _ = csr_der("dev2.example.com")
-    status, _, body = await est_gw.post("simplereenroll", b64(der), headers=proxy_header(old))
-    assert status == 200, body
-    (new,) = certs_from_cms(body)
-    assert new.serial_number != old.serial_number and new.subject == old.subject
-    listed = await est_gw.api("GET", "/api/v1/applications/demo/certificates")
-    item = next(i for i in listed["items"] if i["serial"] == format(new.serial_number, "x"))
-    assert item["renewed_from"] is not None
-
-
-async def test_ok_configured_proxy_header_name(header_gw) -> None:
-    """server.client_cert_header names the proxy's header; the default one is then ignored."""
-    old = await header_gw.enroll("dev9.example.com")
-    der, _ = csr_der("dev9.example.com")
-    default = proxy_header(old)
-    status, _, body = await header_gw.post("simplereenroll", b64(der), headers=default)
-    assert status == 401, body
-    renamed = {"X-Client-Cert": default["X-SSL-Client-Cert"]}
-    status, _, body = await header_gw.post("simplereenroll", b64(der), headers=renamed)
-    assert status == 200, body
-    (new,) = certs_from_cms(body)
-    assert new.serial_number != old.serial_number and new.subject == old.subject
-
-
-async def test_ok_simpleenroll_with_bootstrap_client_cert(est_gw) -> None:
-    factory = Ca()
-    await est_gw.api("PATCH", SETTINGS, {"bootstrap_ca_pem": factory.pem})
-    device = factory.issue("dev3.example.com")
-    der, _ = csr_der("dev3.example.com")
-    status, _, body = await est_gw.post("simpleenroll", b64(der), headers=proxy_header(device))
-    assert status == 200, body
-
-
-async def test_ok_client_cert_and_basic_both_required(est_gw) -> None:
-    factory = Ca()
-    await est_gw.api(
-        "PATCH",
-        SETTINGS,
-        {"bootstrap_ca_pem": factory.pem, "required_auth": ["basic", "client_cert"]},
-    )
-    device = factory.issue("dev4.example.com")
-    der, _ = csr_der("dev4.example.com")
-    status, _, body = await est_gw.post(
-        "simpleenroll", b64(der), headers=proxy_header(device), auth=est_gw.basic
-    )
-    assert status == 200, body
-    status, _, body = await est_gw.post("simpleenroll", b64(der), auth=est_gw.basic)
-    assert status == 401 and b"basic and client_cert" in body
 
 
 async def test_ok_serverkeygen_multipart(est_gw) -> None:
@@ -176,5 +126,14 @@ async def test_ok_legacy_profile_url(est_gw) -> None:
     der, _ = csr_der("legacy.example.com")
     status, _, body = await est_gw.post(
         "simplereenroll", b64(der), base=base, headers=proxy_header(cert)
+    )
+    assert status == 200, body
+
+
+async def test_ok_label_form_enrolls(est_gw: EstGateway) -> None:
+    cert = await est_gw.enroll("label.example.com", base=LABEL)
+    der, _ = csr_der("label.example.com")
+    status, _, body = await est_gw.post(
+        "simplereenroll", b64(der), base=LABEL, headers=proxy_header(cert)
     )
     assert status == 200, body

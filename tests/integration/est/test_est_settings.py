@@ -1,11 +1,19 @@
-"""The EST settings REST API: validation, passphrase handling (hash only, shown once)."""
+"""The EST settings REST API: validation, passphrase handling (stored hashed, shown once),
+and the EST keys of bootstrap.json."""
 
 from __future__ import annotations
 
 import json
+import urllib.parse
+import uuid
 
 import pytest
-from est_helpers import SETTINGS, b64, basic, csr_der
+from est_helpers import SETTINGS, EstGateway, b64, basic, csr_der
+from sqlalchemy import text
+
+from gateway.appkeys import SERVICES
+from gateway.pki.kms import secret_aad
+from protocols.est import settings as est_admin
 
 
 @pytest.mark.parametrize(
@@ -84,3 +92,45 @@ async def test_ok_bootstrap_est_keys(est_gw) -> None:
         auth=basic(data["legacy_est_username"], data["legacy_est_password"]),
     )
     assert status == 200, body
+
+
+async def test_ok_passphrase_is_stored_hashed(est_gw: EstGateway) -> None:
+    services = est_gw.client.server.app[SERVICES]
+    async with services.db.transaction(read_only=True) as tx:
+        rows = (
+            await tx.session.execute(
+                text("SELECT id FROM secrets WHERE purpose = :p"),
+                {"p": est_admin.PASSWORD_PURPOSE},
+            )
+        ).all()
+        secrets = [await tx.secrets.get(uuid.UUID(str(row[0]))) for row in rows]
+    assert secrets
+    for secret in secrets:
+        assert secret is not None
+        assert est_gw.password.encode() not in secret.ciphertext
+        stored = await services.kms.decrypt(
+            secret.project_id, secret.ciphertext, secret_aad(secret.id)
+        )
+        assert stored.startswith(b"scrypt$") and est_gw.password.encode() not in stored
+
+
+@pytest.mark.first_start
+async def test_ok_first_start_bootstrap_json_est_keys(fresh_gw: EstGateway) -> None:
+    """`certgate serve`'s first start enables EST on the demo attachment and the legacy
+    profile and writes working URLs and credentials into bootstrap.json."""
+    boot = fresh_gw.bootstrap
+    forms = [
+        (boot["est_base_url"], boot["est_username"], boot["est_password"]),
+        (boot["est_label_url"], boot["est_username"], boot["est_password"]),
+        (boot["legacy_est_base_url"], boot["legacy_est_username"], boot["legacy_est_password"]),
+    ]
+    for i, (url, user, password) in enumerate(forms):
+        assert len(password) >= 8
+        der, _ = csr_der(f"boot{i}.example.com")
+        status, _, body = await fresh_gw.post(
+            "simpleenroll",
+            b64(der),
+            base=urllib.parse.urlsplit(url).path,
+            auth=basic(user, password),
+        )
+        assert status == 200, (url, body)
