@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
-
 from aiohttp import web
 
 from gateway.api import models
 from gateway.api import serializers as ser
-from gateway.api.common import actor, json_body, path_uuid, services
+from gateway.api.common import actor, body_of, path_uuid, services
 from gateway.api.projects import project_ref
 from gateway.api.routing import Permission, Route
 from gateway.core.errors import InvalidInput
 from gateway.core.model import CAStatus
 from gateway.services import cas as ca_admin
-
-
-def _int(body: dict[str, object], name: str) -> int | None:
-    """An integer the body may give (None when it does not)."""
-    if name not in body:
-        return None
-    value = body[name]
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidInput(f"{name} must be an integer")
-    return value
 
 
 async def list_cas(request: web.Request) -> web.Response:
@@ -32,50 +20,59 @@ async def list_cas(request: web.Request) -> web.Response:
 
 
 async def create_ca(request: web.Request) -> web.Response:
-    body = await json_body(request)
+    body = body_of(request, models.CreateCABody)
     svc = services(request)
-    kind = body.get("kind", "root")
-    name = body.get("name")
-    if not isinstance(name, str):
-        raise InvalidInput("name is required")
-    common_name = body.get("common_name")
-    if common_name is not None and not isinstance(common_name, str):
-        raise InvalidInput("common_name must be a string")
-    key_type = ca_admin.parse_key_type(str(body.get("key_type", svc.config.pki.key_type)))
-    parent_id = None
-    if kind == "intermediate":
-        try:
-            parent_id = uuid.UUID(str(body.get("parent_id")))
-        except ValueError:
-            raise InvalidInput("parent_id (UUID of the issuing CA) is required") from None
+    project = body.project_id or request.query.get("project_id")
+    if body.kind is models.CAKindName.EXTERNAL:
+        if body.certificate_pem is None:
+            raise InvalidInput("an external CA needs certificate_pem (its CA certificate)")
+        if body.parent_id is not None or body.key_type is not None:
+            # Its key and issuer are the external system's: nothing here generates them.
+            raise InvalidInput("an external CA takes no parent_id or key_type")
+        ca = await ca_admin.add_external(
+            svc,
+            actor(request),
+            name=body.name,
+            certificate_pem=body.certificate_pem,
+            chain_pem=body.chain_pem,
+            project_ref=project,
+            exportable=body.exportable,
+        )
+        return web.json_response(ser.ca(ca), status=201)
+    if body.certificate_pem is not None or body.chain_pem is not None:
+        raise InvalidInput(
+            "certificate_pem is for kind 'external'; an existing CA with its key is "
+            "imported with POST /api/v1/cas/import"
+        )
+    if body.kind is models.CAKindName.INTERMEDIATE and body.parent_id is None:
+        raise InvalidInput("parent_id (UUID of the issuing CA) is required")
     ca = await ca_admin.add_ca(
         svc,
         actor(request),
-        kind=str(kind),
-        name=name,
-        project_ref=project_ref(request, body),
-        parent_id=parent_id,
-        common_name=common_name,
-        key_type=key_type,
-        validity_days=_int(body, "validity_days"),
+        kind=body.kind.value,
+        name=body.name,
+        project_ref=project,
+        parent_id=body.parent_id,
+        common_name=body.common_name,
+        key_type=body.key_type or ca_admin.parse_key_type(svc.config.pki.key_type),
+        validity_days=body.validity_days,
+        exportable=body.exportable,
     )
     return web.json_response(ser.ca(ca), status=201)
 
 
 async def import_ca(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    for name in ("name", "certificate_pem", "private_key_pem"):
-        if not isinstance(body.get(name), str):
-            raise InvalidInput(f"{name} is required")
+    body = body_of(request, models.ImportCABody)
     ca = await ca_admin.import_ca(
         services(request),
         actor(request),
-        project_ref=project_ref(request, body),
-        name=body["name"],
-        certificate_pem=body["certificate_pem"],
-        private_key_pem=body["private_key_pem"],
-        passphrase=body.get("passphrase"),
-        chain_pem=body.get("chain_pem"),
+        project_ref=body.project_id or request.query.get("project_id"),
+        name=body.name,
+        certificate_pem=body.certificate_pem,
+        private_key_pem=body.private_key_pem,
+        passphrase=body.passphrase,
+        chain_pem=body.chain_pem,
+        exportable=body.exportable,
     )
     return web.json_response(ser.ca(ca), status=201)
 
@@ -119,7 +116,7 @@ def routes() -> list[Route]:
             create_ca,
             "cas.create",
             admin,
-            "Create an internal root or intermediate CA",
+            "Create an internal root or intermediate CA, or register an external one",
             "cas",
             body=models.CreateCABody,
             responses={201: "Created"},

@@ -180,8 +180,9 @@ class CreateCABody(Body):
     validity_days: Days | None = None
     common_name: Name | None = None
     project_id: uuid.UUID | None = None
-    # kind "external": the CA's certificate (no key is held here).
+    # kind "external": the CA's certificate (no key is held here) and its issuer chain.
     certificate_pem: Pem | None = None
+    chain_pem: Pem | None = None
     # False: the key never leaves this CA (an export skips it and its profiles).
     exportable: bool = True
 
@@ -193,6 +194,8 @@ class ImportCABody(Body):
     passphrase: Name | None = None
     chain_pem: Pem | None = None
     project_id: uuid.UUID | None = None
+    # False: the key never leaves this CA (an export skips it and its profiles).
+    exportable: bool = True
 
 
 class PolicyBody(Body):

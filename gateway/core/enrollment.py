@@ -16,6 +16,11 @@ from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    CertificatePublicKeyTypes,
+)
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from gateway.core import approval
 from gateway.core import csr as csr_lib
@@ -23,6 +28,7 @@ from gateway.core.approval import Decision, Pending, Resume
 from gateway.core.decisions import RequestDecisions, load_request
 from gateway.core.errors import (
     BadCSR,
+    CAExternal,
     CAUnavailable,
     Conflict,
     DomainError,
@@ -31,11 +37,13 @@ from gateway.core.errors import (
     MethodNotEnabled,
     NotFound,
     PolicyDenied,
+    SelfSignedNeedsKey,
 )
 from gateway.core.model import (
     Application,
     ApprovalPolicy,
     AuditEvent,
+    CAKind,
     Certificate,
     CertificateAuthority,
     CertificateRequest,
@@ -90,6 +98,10 @@ class EnrollmentRequest:
     renewed_from: uuid.UUID | None = None
     # The principal asking, when it is one: approval bypass, self-approval and cancel use it.
     requester_id: uuid.UUID | None = None
+    # The certificate's own private key, when it was generated here (server-side key
+    # generation): a self-signed profile signs the certificate with it. Never stored by
+    # the core; the CSR's public key must be this key's.
+    subject_key: CertificateIssuerPrivateKeyTypes | None = None
 
 
 @dataclass(frozen=True)
@@ -194,7 +206,8 @@ class EnrollmentService(Generic[U]):
 
     async def _template(
         self, request: EnrollmentRequest, csr: x509.CertificateSigningRequest, now: datetime
-    ) -> tuple[CertificateAuthority, CertificateTemplate]:
+    ) -> tuple[CertificateAuthority | None, CertificateTemplate]:
+        """The issuing CA (None for a self-signed profile) and the policy's template."""
         profile = request.profile
         app = request.application
 
@@ -212,8 +225,12 @@ class EnrollmentService(Generic[U]):
             )
 
         key = ("enrollment", profile.id, profile.ca_id, profile.policy_id, app.id if app else None)
-        ca, attachment, policy = await self._tx.cached(key, load)
-        ca = _usable_ca(ca, profile, now)
+        found, attachment, policy = await self._tx.cached(key, load)
+        ca: CertificateAuthority | None = None
+        if profile.self_signed:
+            _check_self_signing(request, csr)
+        else:
+            ca = _usable_ca(found, profile, now)
         _check_enrollment_allowed(request, attachment)
         if policy is None:
             raise CAUnavailable(
@@ -225,14 +242,14 @@ class EnrollmentService(Generic[U]):
             policy.rules,
             now,
             requested_validity_days=request.requested_validity_days,
-            ca_not_after=ca.not_after,
+            ca_not_after=ca.not_after if ca is not None else None,
         )
         return ca, template
 
     async def _sign_and_store(
         self,
         request: EnrollmentRequest,
-        ca: CertificateAuthority,
+        ca: CertificateAuthority | None,
         template: CertificateTemplate,
         csr: x509.CertificateSigningRequest,
         *,
@@ -243,12 +260,16 @@ class EnrollmentService(Generic[U]):
         runs inside that transaction (an approved request is marked issued there); if it
         raises, nothing of the issuance is stored."""
         for attempt in range(1, _SERIAL_ATTEMPTS + 1):
-            signed = await self._signer.issue(ca, template)
+            if ca is not None:
+                signed = await self._signer.issue(ca, template)
+            else:  # self-signed: _self_signing made sure the key is here
+                assert request.subject_key is not None
+                signed = await self._signer.self_sign(request.subject_key, template)
             certificate = Certificate(
                 id=new_id(),
                 serial=signed.serial_hex,
                 project_id=request.profile.project_id,
-                ca_id=ca.id,
+                ca_id=ca.id if ca is not None else None,
                 profile_id=request.profile.id,
                 application_id=request.application.id if request.application else None,
                 subject=template.subject.rfc4514_string(),
@@ -261,7 +282,8 @@ class EnrollmentService(Generic[U]):
                 revoked_at=None,
                 revocation_reason=None,
                 certificate_pem=signed.pem,
-                chain_pem=ca.full_chain_pem,
+                # A self-signed certificate is its own trust anchor: no chain.
+                chain_pem=ca.full_chain_pem if ca is not None else "",
                 method=request.method,
                 requester=request.requester,
                 renewed_from=request.renewed_from,
@@ -505,11 +527,35 @@ def _usable_ca(
 ) -> CertificateAuthority:
     if ca is None:
         raise CAUnavailable(f"the CA of profile '{profile.slug}' no longer exists")
+    if ca.kind is CAKind.EXTERNAL:
+        raise CAExternal(
+            f"CA '{ca.name}' of profile '{profile.slug}' is external: its key is held outside "
+            "certgate and no connector to the system holding it exists yet, so nothing can "
+            "be issued through this profile"
+        )
     if not ca.enabled:
         raise CAUnavailable(f"CA '{ca.name}' of profile '{profile.slug}' is disabled")
     if ca.not_after <= now:
         raise CAUnavailable(f"CA '{ca.name}' of profile '{profile.slug}' has expired")
     return ca
+
+
+def _check_self_signing(request: EnrollmentRequest, csr: x509.CertificateSigningRequest) -> None:
+    """A self-signed profile names no CA: the certificate's own key signs it, so that key
+    must have been generated here and be the CSR's."""
+    key = request.subject_key
+    if key is None:
+        raise SelfSignedNeedsKey(
+            f"profile '{request.profile.slug}' is self-signed: each certificate is signed by "
+            "its own key, which certgate must generate (send key_type, subject and sans "
+            "instead of a CSR); a CSR's private key is not held here"
+        )
+    if _spki(key.public_key()) != _spki(csr.public_key()):
+        raise InvalidInput("the generated key does not match the CSR's public key")
+
+
+def _spki(key: CertificatePublicKeyTypes) -> bytes:
+    return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
 def _check_enrollment_allowed(

@@ -12,6 +12,8 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol, TypeVar
 
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+
 from gateway.core.model import (
     Application,
     ApprovalPolicy,
@@ -147,6 +149,12 @@ class Signer(Protocol):
     async def issue(
         self, ca: CertificateAuthority, template: CertificateTemplate
     ) -> SignedCertificate: ...
+
+    async def self_sign(
+        self, key: CertificateIssuerPrivateKeyTypes, template: CertificateTemplate
+    ) -> SignedCertificate:
+        """The template signed by the certificate's own key (a self-signed profile)."""
+        ...
 
 
 class RevocationListener(Protocol[U_contra]):

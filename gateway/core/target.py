@@ -25,7 +25,8 @@ class EnrollmentTarget:
     application: Application | None  # None: a legacy profile-scoped target
     profile: Profile
     attachment: ProfileAttachment | None  # None exactly when application is None
-    ca: CertificateAuthority | None  # None: the profile's CA no longer exists
+    # None: a self-signed profile (profile.self_signed), or the profile's CA no longer exists.
+    ca: CertificateAuthority | None
     policy: Policy | None
     methods: MethodSettings
 

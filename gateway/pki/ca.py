@@ -248,24 +248,48 @@ def load_ca_import(
     Extra certificates after the first in `cert_pem` (a "fullchain" file) are taken as
     the start of the chain. Returns (certificate, key, chain nearest-first).
     """
+    cert, chain = _ca_and_chain(cert_pem, chain_pem)
+    key = load_private_key_pem(key_pem, passphrase)
+    if not _matches(cert.public_key(), key):
+        raise InvalidInput("the private key does not match the certificate's public key")
+    # RFC 5280 §4.2.1.3: a key that signs certificates here must be allowed to.
+    ku = _key_usage(cert)
+    if ku is None or not ku.key_cert_sign:
+        raise InvalidInput("the CA certificate lacks the keyCertSign key usage")
+    return cert, key, chain
+
+
+def load_external_ca(
+    cert_pem: str, chain_pem: str | None = None
+) -> tuple[x509.Certificate, list[x509.Certificate]]:
+    """An external CA's certificate (its key stays elsewhere) and its issuer chain, checked
+    as an import is except for the key. Returns (certificate, chain nearest-first)."""
+    cert, chain = _ca_and_chain(cert_pem, chain_pem)
+    ku = _key_usage(cert)
+    if ku is not None and not ku.key_cert_sign:
+        # §4.2.1.3: absent, the key is unrestricted (older CAs); present, it must allow this.
+        raise InvalidInput("the CA certificate's key usage does not allow keyCertSign")
+    return cert, chain
+
+
+def _ca_and_chain(
+    cert_pem: str, chain_pem: str | None
+) -> tuple[x509.Certificate, list[x509.Certificate]]:
+    """A current CA certificate of a supported key type and a chain that signs it."""
     certs = load_certificates_pem(cert_pem)
     cert, chain = certs[0], certs[1:]
     if chain_pem and chain_pem.strip():
         chain += load_certificates_pem(chain_pem)
-    key = load_private_key_pem(key_pem, passphrase)
-
-    if not _matches(cert.public_key(), key):
-        raise InvalidInput("the private key does not match the certificate's public key")
-    if key_type_of(key.public_key()) is None:
+    if key_type_of(cert.public_key()) is None:
         raise InvalidInput(
             "unsupported CA key type (supported: EC P-256/P-384, RSA 2048/3072/4096, Ed25519)"
         )
+    # RFC 5280 §4.2.1.9: only cA=TRUE marks a key that may certify others.
     bc = _basic_constraints(cert)
     if bc is None or not bc.ca:
-        raise InvalidInput("the certificate is not a CA (basicConstraints cA is not set)")
-    ku = _key_usage(cert)
-    if ku is None or not ku.key_cert_sign:
-        raise InvalidInput("the CA certificate lacks the keyCertSign key usage")
+        raise InvalidInput(
+            "the certificate is not a CA certificate (basicConstraints cA is not set)"
+        )
     now = datetime.now(UTC)
     if cert.not_valid_after_utc <= now:
         raise InvalidInput(f"the CA certificate expired at {cert.not_valid_after_utc.isoformat()}")
@@ -289,4 +313,4 @@ def load_ca_import(
                 f"{_describe(previous)}"
             ) from err
         previous = issuer
-    return cert, key, chain
+    return cert, chain

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 
 from gateway.core.errors import CAUnavailable, InvalidInput
 from gateway.core.model import CertificateAuthority
@@ -116,50 +118,92 @@ class CaSigner:
         not_after = min(_utc(template.not_after), ca_cert.not_valid_after_utc)
         if not_after <= not_before:
             raise CAUnavailable(f"CA {ca.name!r} is expired or not valid for the requested period")
-
-        subject_empty = len(template.subject) == 0
-        if subject_empty and not template.sans:
-            # RFC 5280 §4.1.2.6: an empty subject requires subjectAltName.
-            raise InvalidInput("a certificate with an empty subject needs at least one SAN")
-
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(template.subject)
-            .issuer_name(ca_cert.subject)
-            .public_key(template.public_key)
-            .serial_number(random_serial())
-            .not_valid_before(not_before)
-            .not_valid_after(not_after)
-            # RFC 5280 §4.2.1.9: MAY be non-critical in leaves; critical makes the
-            # "not a CA" statement binding on every verifier.
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(template.public_key), critical=False
-            )
-            .add_extension(authority_key_identifier(ca_cert), critical=False)
-        )
-        if template.key_usages:
-            # §4.2.1.3: SHOULD be critical; an empty KeyUsage is not allowed, so omit it.
-            builder = builder.add_extension(
-                key_usage_from_names(template.key_usages), critical=True
-            )
-        if template.extended_key_usages:
-            builder = builder.add_extension(
-                x509.ExtendedKeyUsage(list(template.extended_key_usages)), critical=False
-            )
-        if template.sans:
-            # §4.2.1.6: critical exactly when the subject is empty.
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName(list(template.sans)), critical=subject_empty
-            )
+        builder = _leaf(template, ca_cert.subject, not_before, not_after)
         cdp, aia = distribution_extensions(self._urls, ca.id)
-        builder = builder.add_extension(cdp, critical=False).add_extension(aia, critical=False)
-
-        cert = builder.sign(ca_key, signing_hash(ca_key))
-        return SignedCertificate(
-            der=cert.public_bytes(serialization.Encoding.DER),
-            pem=cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
-            serial=cert.serial_number,
-            not_before=cert.not_valid_before_utc,
-            not_after=cert.not_valid_after_utc,
+        builder = (
+            builder.add_extension(authority_key_identifier(ca_cert), critical=False)
+            .add_extension(cdp, critical=False)
+            .add_extension(aia, critical=False)
         )
+        return _signed(builder.sign(ca_key, signing_hash(ca_key)))
+
+    async def self_sign(
+        self, key: CertificateIssuerPrivateKeyTypes, template: CertificateTemplate
+    ) -> SignedCertificate:
+        """The template signed by its own key: issuer = subject, AKI = SKI, and no CRL
+        distribution point or caIssuers URL, since no CA of ours vouches for it (the
+        certificate is its own trust anchor and is revoked by no longer trusting it)."""
+        if not isinstance(
+            key,
+            ec.EllipticCurvePrivateKey
+            | rsa.RSAPrivateKey
+            | ed25519.Ed25519PrivateKey
+            | ed448.Ed448PrivateKey,
+        ):
+            raise InvalidInput("this key type cannot sign a self-signed certificate")
+        if len(template.subject) == 0:
+            # RFC 5280 §4.1.2.4: the issuer field MUST hold a non-empty name, and a
+            # self-signed certificate's issuer is its subject.
+            raise InvalidInput(
+                "a self-signed certificate needs a subject (its issuer is its subject, which "
+                "RFC 5280 §4.1.2.4 requires to be non-empty)"
+            )
+        builder = _leaf(
+            template, template.subject, _utc(template.not_before), _utc(template.not_after)
+        )
+        # §4.2.1.1: the AKI MAY be omitted in a self-signed certificate; giving the key's
+        # own SKI lets path builders recognise it as self-signed (AKI = SKI).
+        ski = x509.SubjectKeyIdentifier.from_public_key(template.public_key)
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
+        )
+        return _signed(builder.sign(key, signing_hash(key)))
+
+
+def _leaf(
+    template: CertificateTemplate, issuer: x509.Name, not_before: datetime, not_after: datetime
+) -> x509.CertificateBuilder:
+    """The end-entity certificate of `template`, without its issuer-specific extensions."""
+    subject_empty = len(template.subject) == 0
+    if subject_empty and not template.sans:
+        # RFC 5280 §4.1.2.6: an empty subject requires subjectAltName.
+        raise InvalidInput("a certificate with an empty subject needs at least one SAN")
+
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(template.subject)
+        .issuer_name(issuer)
+        .public_key(template.public_key)
+        .serial_number(random_serial())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        # RFC 5280 §4.2.1.9: MAY be non-critical in leaves; critical makes the
+        # "not a CA" statement binding on every verifier.
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(template.public_key), critical=False
+        )
+    )
+    if template.key_usages:
+        # §4.2.1.3: SHOULD be critical; an empty KeyUsage is not allowed, so omit it.
+        builder = builder.add_extension(key_usage_from_names(template.key_usages), critical=True)
+    if template.extended_key_usages:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage(list(template.extended_key_usages)), critical=False
+        )
+    if template.sans:
+        # §4.2.1.6: critical exactly when the subject is empty.
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(list(template.sans)), critical=subject_empty
+        )
+    return builder
+
+
+def _signed(cert: x509.Certificate) -> SignedCertificate:
+    return SignedCertificate(
+        der=cert.public_bytes(serialization.Encoding.DER),
+        pem=cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+        serial=cert.serial_number,
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+    )

@@ -1,8 +1,11 @@
-"""Certificate authority management: create root/intermediate, import, list, disable.
+"""Certificate authority management: create root/intermediate, import, register an external
+CA, list, disable.
 
-Private keys are encrypted under the project's data key before they reach the store.
+Private keys are encrypted under the project's data key before they reach the store; an
+external CA has none here (its certificate only).
 
-Use cases open their own transaction: list_cas, get_ca, add_ca, import_ca, set_status.
+Use cases open their own transaction: list_cas, get_ca, add_ca, add_external, import_ca,
+set_status.
 `create_root` and `create_intermediate` work inside the caller's transaction (bootstrap)
 and are what add_ca wraps.
 """
@@ -43,10 +46,12 @@ async def _store_ca(
     kind: CAKind,
     parent: CertificateAuthority | None,
     cert: x509.Certificate,
-    key: PrivateKey,
+    key: PrivateKey | None,
     chain_pem: str,
     action: str,
+    exportable: bool = True,
 ) -> CertificateAuthority:
+    """Store a CA; `key` None for an external CA (kind EXTERNAL: its key is held elsewhere)."""
     ca_id = new_id()
     key_type = key_type_of(cert.public_key())
     if key_type is None:
@@ -65,8 +70,11 @@ async def _store_ca(
         not_before=cert.not_valid_before_utc.astimezone(UTC),
         not_after=cert.not_valid_after_utc.astimezone(UTC),
         status=CAStatus.ACTIVE,
-        encrypted_key=await encrypt_ca_key(services.kms, project_id, ca_id, key),
+        encrypted_key=(
+            b"" if key is None else await encrypt_ca_key(services.kms, project_id, ca_id, key)
+        ),
         created_at=services.clock.now(),
+        exportable=exportable,
     )
     await tx.cas.add(ca)
     await tx.audit.add(
@@ -77,7 +85,12 @@ async def _store_ca(
             "ca",
             ca.id,
             project_id=project_id,
-            details={"name": name, "kind": kind.value, "subject": ca.subject},
+            details={
+                "name": name,
+                "kind": kind.value,
+                "subject": ca.subject,
+                "exportable": exportable,
+            },
         )
     )
     return ca
@@ -100,6 +113,7 @@ async def create_root(
     common_name: str | None = None,
     key_type: KeyType = KeyType.EC_P256,
     validity_days: int = 3650,
+    exportable: bool = True,
 ) -> CertificateAuthority:
     name = _check_name(name)
     if validity_days <= 0:
@@ -117,6 +131,7 @@ async def create_root(
         key=key,
         chain_pem="",
         action="ca.created",
+        exportable=exportable,
     )
 
 
@@ -130,6 +145,7 @@ async def create_intermediate(
     common_name: str | None = None,
     key_type: KeyType = KeyType.EC_P256,
     validity_days: int = 1825,
+    exportable: bool = True,
 ) -> CertificateAuthority:
     name = _check_name(name)
     if validity_days <= 0:
@@ -139,6 +155,11 @@ async def create_intermediate(
         raise NotFound(f"parent CA {parent_id} not found")
     if not parent.enabled:
         raise InvalidInput(f"parent CA '{parent.name}' is disabled")
+    if not parent.holds_key:
+        raise InvalidInput(
+            f"parent CA '{parent.name}' is external: its key is held outside certgate, so "
+            "it cannot sign an intermediate here"
+        )
     parent_project = await tx.projects.get(parent.project_id)
     if parent_project is not None:
         check_writable(parent_project)
@@ -165,6 +186,7 @@ async def create_intermediate(
         key=key,
         chain_pem=parent.full_chain_pem,
         action="ca.created",
+        exportable=exportable,
     )
 
 
@@ -194,6 +216,7 @@ async def add_ca(
     common_name: str | None = None,
     key_type: KeyType = KeyType.EC_P256,
     validity_days: int | None = None,
+    exportable: bool = True,
 ) -> CertificateAuthority:
     """A new internal CA: `kind` "root" in the project `project_ref` names, or
     "intermediate" under `parent_id` (in its parent's project). validity_days None: the
@@ -211,6 +234,7 @@ async def add_ca(
                 common_name=common_name,
                 key_type=key_type,
                 validity_days=pki.root_validity_days if validity_days is None else validity_days,
+                exportable=exportable,
             )
         if kind == "intermediate":
             if parent_id is None:
@@ -226,8 +250,42 @@ async def add_ca(
                 validity_days=(
                     pki.intermediate_validity_days if validity_days is None else validity_days
                 ),
+                exportable=exportable,
             )
-        raise InvalidInput("kind must be 'root' or 'intermediate'")
+        raise InvalidInput("kind must be 'root', 'intermediate' or 'external'")
+
+
+async def add_external(
+    services: Services,
+    actor: Actor,
+    *,
+    name: str,
+    certificate_pem: str,
+    chain_pem: str | None = None,
+    project_ref: object | None = None,
+    exportable: bool = True,
+) -> CertificateAuthority:
+    """Register an external CA in the project `project_ref` names: its certificate (and
+    issuer chain) only. Its key is held by another system, so nothing is signed under it
+    here: issuance answers ca_external, it has no CRL of ours, and an export skips it."""
+    async with services.db.transaction() as tx:
+        project = await project_scope(tx, project_ref, write=True)
+        name = _check_name(name)
+        cert, chain = ca_lib.load_external_ca(certificate_pem, chain_pem)
+        return await _store_ca(
+            services,
+            tx,
+            actor,
+            project_id=project.id,
+            name=name,
+            kind=CAKind.EXTERNAL,
+            parent=None,
+            cert=cert,
+            key=None,
+            chain_pem="".join(ca_lib.certificate_to_pem(c) for c in chain),
+            action="ca.external_added",
+            exportable=exportable,
+        )
 
 
 async def import_ca(
@@ -240,6 +298,7 @@ async def import_ca(
     private_key_pem: str,
     passphrase: str | None = None,
     chain_pem: str | None = None,
+    exportable: bool = True,
 ) -> CertificateAuthority:
     """An existing CA certificate and key into the project `project_ref` names."""
     async with services.db.transaction() as tx:
@@ -265,6 +324,7 @@ async def import_ca(
             key=key,
             chain_pem="".join(ca_lib.certificate_to_pem(c) for c in chain),
             action="ca.imported",
+            exportable=exportable,
         )
 
 

@@ -15,6 +15,7 @@ from gateway.core.errors import Conflict, InvalidInput, NotFound
 from gateway.core.methods import check_methods
 from gateway.core.model import (
     EnrollmentMethod,
+    IssuerType,
     KeyType,
     Organization,
     Policy,
@@ -294,10 +295,9 @@ async def create_profile(
     data: dict[str, Any],
 ) -> Profile:
     slug = check_slug(data.get("slug"), "profile slug")
-    ca_id, policy_id = _uuid(data.get("ca_id"), "ca_id"), _uuid(data.get("policy_id"), "policy_id")
-    ca = await tx.cas.get(ca_id)
-    if ca is None or ca.project_id != project_id:
-        raise NotFound(f"CA {ca_id} not found in this project")
+    issuer_type = _issuer_type(data.get("issuer_type"))
+    ca_id = await _profile_ca(tx, project_id, issuer_type, data.get("ca_id"))
+    policy_id = _uuid(data.get("policy_id"), "policy_id")
     policy = await tx.policies.get(policy_id)
     if policy is None or policy.project_id != project_id:
         raise NotFound(f"policy {policy_id} not found in this project")
@@ -308,6 +308,7 @@ async def create_profile(
         ca_id=ca_id,
         policy_id=policy_id,
         created_at=services.clock.now(),
+        issuer_type=issuer_type,
         **profile_fields(data, None),
     )
     problems = validate_profile_against_policy(profile, policy.rules)
@@ -322,10 +323,46 @@ async def create_profile(
             "profile",
             profile.id,
             project_id=project_id,
-            details={"slug": slug, "ca_id": str(ca_id), "policy_id": str(policy_id)},
+            details={
+                "slug": slug,
+                "issuer_type": issuer_type.value,
+                "ca_id": str(ca_id) if ca_id else None,
+                "policy_id": str(policy_id),
+            },
         )
     )
     return profile
+
+
+def _issuer_type(value: Any) -> IssuerType:
+    if value is None:
+        return IssuerType.CA
+    try:
+        return IssuerType(value)
+    except ValueError:
+        allowed = ", ".join(t.value for t in IssuerType)
+        raise InvalidInput(f"unknown issuer_type '{value}' (allowed: {allowed})") from None
+
+
+async def _profile_ca(
+    tx: Tx, project_id: uuid.UUID, issuer_type: IssuerType, value: Any
+) -> uuid.UUID | None:
+    """The CA a new profile issues through: one of its project's (an external CA too, so
+    that a legacy project can hold its profiles), or None for a self-signed profile."""
+    if issuer_type is IssuerType.SELF_SIGNED:
+        if value is not None:
+            raise InvalidInput(
+                "a self-signed profile names no CA: give either ca_id or "
+                "issuer_type 'self-signed', not both"
+            )
+        return None
+    if value is None:
+        raise InvalidInput("ca_id is required (or issuer_type 'self-signed')")
+    ca_id = _uuid(value, "ca_id")
+    ca = await tx.cas.get(ca_id)
+    if ca is None or ca.project_id != project_id:
+        raise NotFound(f"CA {ca_id} not found in this project")
+    return ca_id
 
 
 def _uuid(value: Any, what: str) -> uuid.UUID:
@@ -362,8 +399,10 @@ async def update_profile(
 ) -> Profile:
     """Change a profile's defaults (its slug, CA and policy are fixed); the result must
     still satisfy its policy."""
-    if "slug" in data or "ca_id" in data or "policy_id" in data:
-        raise InvalidInput("slug, ca_id and policy_id cannot be changed; create a new profile")
+    if {"slug", "ca_id", "policy_id", "issuer_type"} & set(data):
+        raise InvalidInput(
+            "slug, issuer_type, ca_id and policy_id cannot be changed; create a new profile"
+        )
     async with services.db.transaction() as tx:
         before = await tx.profiles.get(profile_id)
         if before is None:
@@ -395,6 +434,7 @@ def _settings(p: Profile) -> dict[str, Any]:
     return {
         "slug": p.slug,
         "name": p.name,
+        "issuer_type": p.issuer_type.value,
         "ca_id": str(p.ca_id) if p.ca_id else None,
         "policy_id": str(p.policy_id),
         "validity_days": p.validity_days,

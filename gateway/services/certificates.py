@@ -25,7 +25,7 @@ from gateway.core.model import (
     Profile,
     RevocationReason,
 )
-from gateway.pki.keys import build_csr, generate_private_key, private_key_to_pem
+from gateway.pki.keys import PrivateKey, build_csr, generate_private_key, private_key_to_pem
 from gateway.services.audit import Actor
 from gateway.services.graph import Services
 from gateway.targets import AttachedTarget
@@ -160,6 +160,7 @@ async def issue(
     """Body: {"csr": PEM} or {"key_type", "subject", "sans", "passphrase"} (server-side key)."""
     validity = _validity(body.get("validity_days"))
     private_key_pem = None
+    key: PrivateKey | None = None  # generated here: a self-signed profile signs with it
     if body.get("csr") is not None:
         if not isinstance(body["csr"], str):
             raise InvalidInput("csr must be a PEM string")
@@ -196,6 +197,7 @@ async def issue(
             source_ip=actor.source_ip,
             requested_validity_days=validity,
             renewed_from=renewed_from,
+            subject_key=key,
         )
     )
     if isinstance(outcome, Pending):

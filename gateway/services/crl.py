@@ -65,8 +65,16 @@ class CrlService:
         """The CRL served at the CRL distribution point: `current`, for a CA that exists
         (a deleted CA's stored CRL is not served)."""
         async with self._db.transaction(read_only=True) as tx:
-            if await tx.cas.get(ca_id) is None:
-                raise NotFound("CA not found")
+            ca = await tx.cas.get(ca_id)
+        if ca is None:
+            raise NotFound("CA not found")
+        if not ca.holds_key:
+            # RFC 5280 §5: a CRL is signed by its issuer's key, which is held elsewhere.
+            raise NotFound(
+                f"CA '{ca.name}' is external: its key is held outside certgate, so certgate "
+                "cannot sign its CRL; the system holding the key publishes it",
+                code="ca_external",
+            )
         return await self.current(ca_id)
 
     async def ca_certificate(self, ca_id: uuid.UUID) -> CertificateAuthority:
@@ -80,7 +88,7 @@ class CrlService:
     async def refresh_all(self) -> int:
         """Scheduler hook: refresh every enabled CA's CRL that is due; returns how many."""
         async with self._db.transaction(read_only=True) as tx:
-            cas = [ca for ca in await tx.cas.list() if ca.enabled]
+            cas = [ca for ca in await tx.cas.list() if ca.enabled and ca.holds_key]
         refreshed = 0
         for ca in cas:
             async with self._db.transaction() as tx:

@@ -32,6 +32,7 @@ from gateway.core.errors import (
     DomainError,
     MethodNotEnabled,
     PolicyDenied,
+    SelfSignedNeedsKey,
 )
 from gateway.core.model import Certificate, EnrollmentMethod, new_id
 from protocols.acme import ari
@@ -271,10 +272,12 @@ async def finalize(ctx: Ctx) -> web.Response:
         problem = _policy_problem(err)
         await _fail(ctx, order, StoredProblem(problem.type, problem.detail))
         raise problem from None
-    except BadCSR as err:
+    except (BadCSR, SelfSignedNeedsKey) as err:
+        # §7.4: "badCSR" when the CSR is unacceptable; on a self-signed profile every CSR
+        # is, since its key is the client's and the certificate must be signed by it.
         await _fail(ctx, order, StoredProblem("badCSR", err.message))
         raise Problem("badCSR", err.message) from None
-    except (CAUnavailable, MethodNotEnabled) as err:
+    except (CAUnavailable, MethodNotEnabled) as err:  # CAExternal (ca_external) among them
         await _fail(ctx, order, StoredProblem("serverInternal", err.message))
         raise Problem("serverInternal", err.message, 500) from None
     except DomainError as err:  # e.g. Conflict from the approval engine: say it once, alike

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from gateway.core.errors import (
     BadCSR,
+    CAExternal,
     CAUnavailable,
     Conflict,
     DomainError,
@@ -48,6 +49,9 @@ def from_domain(err: DomainError, realm: str | None) -> EstError:
         return EstError(404, err.message)
     if isinstance(err, Forbidden):
         return EstError(403, err.message)
+    if isinstance(err, CAExternal):
+        # Not "now": no retry helps until a connector to the CA's key exists (409, as REST).
+        return EstError(409, f"cannot issue: {err.message}")
     if isinstance(err, CAUnavailable):
         return EstError(503, f"cannot issue now: {err.message}")
     if isinstance(err, Conflict | DuplicateSerial):

@@ -18,7 +18,13 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from gateway.core.approval import fingerprint
 from gateway.core.csr import csr_sans
 from gateway.core.enrollment import EnrollmentRequest, Issued, Pending
-from gateway.core.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from gateway.core.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    SelfSignedNeedsKey,
+    Unauthorized,
+)
 from gateway.core.est import (
     LABEL_PATH,
     MIN_PASSWORD_LENGTH,
@@ -39,7 +45,12 @@ from gateway.core.model import (
     Secret,
     new_id,
 )
-from gateway.pki.keys import build_csr, generate_private_key, private_key_to_der
+from gateway.pki.keys import (
+    build_csr,
+    generate_private_key,
+    load_private_key_der,
+    private_key_to_der,
+)
 from gateway.pki.kms import secret_aad
 from gateway.pki.passwords import generate_secret, hash_secret
 from gateway.services.approvals import MAX_TTL_HOURS
@@ -121,6 +132,15 @@ class EstGateway:
         return await self._secret(target) is not None
 
     async def ca_certificates(self, target: EnrollmentTarget) -> list[x509.Certificate]:
+        """RFC 7030 §4.1.3. An external CA's chain is served like any other (it is the
+        current CA certificate, though nothing is issued under it here); a self-signed
+        profile has no CA at all."""
+        if target.profile.self_signed:
+            raise SelfSignedNeedsKey(
+                f"profile '{target.profile.slug}' is self-signed: it has no CA certificates "
+                "(each certificate is signed by its own key; only serverkeygen can issue)",
+                code="self_signed_no_ca",
+            )
         if target.ca is None:
             raise NotFound(f"the CA of profile '{target.profile.slug}' no longer exists")
         return x509.load_pem_x509_certificates(target.ca.full_chain_pem.encode())
@@ -209,8 +229,10 @@ class EstGateway:
                 if held is None:
                     held, fresh = await self._hold_key(target, owner, *self._new_key(target, csr))
         pkcs8, ours = held or self._new_key(target, csr)
+        # A self-signed profile signs with the certificate's own key: this one, made here.
+        own = load_private_key_der(pkcs8) if target.profile.self_signed else None
         try:
-            outcome = await self.enroll(dataclasses.replace(request, csr=ours))
+            outcome = await self.enroll(dataclasses.replace(request, csr=ours, subject_key=own))
         except Exception:
             if fresh and owner is not None:
                 await self._drop_key(owner)  # refused (e.g. policy): nothing stays behind

@@ -16,10 +16,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from gateway.core.errors import CAUnavailable, InvalidInput, NotFound
+from gateway.core.errors import (
+    CAExternal,
+    CAUnavailable,
+    InvalidInput,
+    NotFound,
+    SelfSignedNeedsKey,
+)
 from gateway.core.methods import ScepSettings
 from gateway.core.model import (
     Application,
+    CertificateAuthority,
     EnrollmentMethod,
     Profile,
     Secret,
@@ -101,12 +108,34 @@ def _ra_name(target: EnrollmentTarget) -> x509.Name:
     )
 
 
+def ra_issuer(target: EnrollmentTarget, ca: CertificateAuthority | None) -> CertificateAuthority:
+    """The CA under which the target's RA certificate is issued. SCEP cannot work without
+    one that signs here: GetCACert serves the RA and the CA chain (RFC 8894 §4.2.1.2), and
+    a device's request is encrypted to the RA, so without an RA no message can even be
+    decoded. The refusal is the HTTP 400 text answer of an operation SCEP cannot serve."""
+    slug = target.profile.slug
+    if target.profile.self_signed:
+        raise SelfSignedNeedsKey(
+            f"profile '{slug}' is self-signed: each certificate is signed by its own key, "
+            "which certgate must generate, but SCEP enrolls a device's own key and needs a "
+            "CA; use server-side key generation through the REST API"
+        )
+    if ca is None:
+        raise CAUnavailable(f"the CA of profile '{slug}' no longer exists")
+    if not ca.holds_key:
+        raise CAExternal(
+            f"CA '{ca.name}' of profile '{slug}' is external: its key is held outside "
+            "certgate and no connector to it exists yet, so SCEP cannot be served"
+        )
+    return ca
+
+
 async def create_ra(services: Services, tx: Tx, target: EnrollmentTarget) -> RaCredentials:
     """A fresh RSA RA key and certificate from the profile's CA, replacing any previous one.
     RFC 8894 §2.2: the RA signs CertReps and receives the requests' envelopes, so its
     certificate carries digitalSignature and keyEncipherment."""
-    ca = await tx.cas.get(target.profile.ca_id)
-    if ca is None or not ca.enabled:
+    ca = ra_issuer(target, await tx.cas.get(target.profile.ca_id))
+    if not ca.enabled:
         raise CAUnavailable(f"the CA of profile '{target.profile.slug}' is not usable")
     key = await asyncio.to_thread(rsa.generate_private_key, 65537, RA_KEY_BITS)
     now = services.clock.now()

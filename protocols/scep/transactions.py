@@ -92,9 +92,8 @@ class ScepGateway:
                 await tx.cas.get(target.profile.ca_id),
             )
 
-        secret, previous, ca = await self.services.db.cached(("scep-ra", scope), load)
-        if ca is None:
-            raise CAUnavailable(f"the CA of profile '{target.profile.slug}' no longer exists")
+        secret, previous, found = await self.services.db.cached(("scep-ra", scope), load)
+        ca = scep_admin.ra_issuer(target, found)
         if secret is None:
             # Enabled around the SCEP API (e.g. the generic attachment endpoint): make one.
             async with self.services.db.transaction() as tx:
