@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
+from sqlalchemy import select
 
 from gateway.core.errors import Conflict, DomainError, InvalidInput, NotFound
 from gateway.core.model import (
@@ -39,6 +40,7 @@ from gateway.pki.signer import encrypt_ca_key
 from gateway.services.audit import Actor, event
 from gateway.services.graph import Services
 from gateway.targets import active_project
+from store import tables
 from store.db import Tx
 
 # Called after each entity is handled: (done, total, "ca root-ca"), for a progress bar.
@@ -150,6 +152,16 @@ async def _source_project(tx: Tx, project_ref: uuid.UUID | str) -> Project:
     return project
 
 
+async def _locked(tx: Tx, project: Project) -> Project:
+    """The project re-read under a row lock (PostgreSQL; SQLite's write transactions are
+    serialized already), so that of two concurrent exports the second sees the first's
+    `exported_at` and needs again=true instead of copying everything a second time."""
+    await tx.session.execute(
+        select(tables.projects.c.id).where(tables.projects.c.id == project.id).with_for_update()
+    )
+    return await tx.projects.get(project.id) or project
+
+
 async def _export(
     services: Services,
     tx: Tx,
@@ -159,7 +171,7 @@ async def _export(
     again: bool,
     progress: Progress | None,
 ) -> ExportResult:
-    source = await _source_project(tx, project_ref)
+    source = await _locked(tx, await _source_project(tx, project_ref))
     target = await active_project(tx)
     if source.id == target.id or source.status is ProjectStatus.ACTIVE:
         raise Conflict(

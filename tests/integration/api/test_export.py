@@ -428,3 +428,23 @@ async def test_fail_bad_body(gateway: Gateway) -> None:
         f"/api/v1/projects/{legacy.project_id}/export", headers=gateway.auth
     )
     assert resp.status == 200, await resp.text()
+
+
+async def test_ok_concurrent_exports_copy_once(gateway: Gateway) -> None:
+    """Two exports at once: one copies, the other finds it exported (the project row is
+    locked for the export's transaction)."""
+    import asyncio
+
+    legacy = await build_legacy(gateway)
+    path = f"/api/v1/projects/{legacy.project_id}/export"
+
+    async def one() -> tuple[int, str]:
+        resp = await gateway.client.post(path, json={}, headers=gateway.auth)
+        body = await resp.json()
+        return resp.status, body["error"]["code"] if resp.status != 200 else ""
+
+    answers = sorted(await asyncio.gather(one(), one()))
+    # Not a name collision between the two sets of copies: the second saw the first.
+    assert answers == [(200, ""), (409, "already_exported")]
+    audit = (await gateway.get("/api/v1/audit?action=project.exported"))["items"]
+    assert len(audit) == 1
