@@ -220,7 +220,8 @@ class Kms:
         aad: bytes,
     ) -> bytes:
         """Move a blob from one project's key to another's, keeping its AAD (the row
-        binding) unchanged. Used when exporting from a legacy project."""
+        binding) unchanged: for a row that changes project. An export makes new rows, so it
+        re-encrypts under the new row's binding instead (gateway.services.export)."""
         plaintext = await self.decrypt(source_project_id, blob, aad)
         return await self.encrypt(target_project_id, plaintext, aad)
 
