@@ -1,11 +1,11 @@
 """Export of a legacy project into the active one (issue 12, item 3):
 `POST /api/v1/projects/{id}/export`, on SQLite and PostgreSQL.
 
-The legacy world: a root (whose name collides with the active project's `root`) and an
-intermediate under it; a non-exportable root with a child; an external CA; two policies
-(`demo-tls` collides); profiles on the intermediate (slug `tls-server` collides), on the
-non-exportable child, on the external CA, and a self-signed one. External CAs and
-self-signed profiles are written through the store (their REST forms are another change's).
+The legacy world, built through the REST API: a root (whose name collides with the active
+project's `root`) and an intermediate under it; a non-exportable root with a child; an
+external CA; two policies (`demo-tls` collides); profiles on the intermediate (slug
+`tls-server` collides), on the non-exportable child, on the external CA, and a self-signed
+one.
 """
 
 from __future__ import annotations
@@ -14,22 +14,13 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import pytest
 from cryptography import x509
 from sqlalchemy import func, select, update
 
-from gateway.core.model import (
-    CAKind,
-    CAStatus,
-    CertificateAuthority,
-    IssuerType,
-    KeyType,
-    Profile,
-    new_id,
-)
+from gateway.core.model import KeyType, new_id
 from gateway.pki.ca import certificate_to_pem, create_root_ca
 from gateway.pki.keys import public_key_der
 from gateway.pki.kms import KmsError, ca_key_aad
@@ -59,8 +50,10 @@ async def build_legacy(gw: Gateway, name: str = "old-pki") -> Legacy:
 
     root = await ca({"name": "root", "kind": "root", "common_name": "Old Root"})
     await ca({"name": "old-issuing", "kind": "intermediate", "parent_id": root})
-    hsm = await ca({"name": "hsm-root", "kind": "root"})
+    hsm = await ca({"name": "hsm-root", "kind": "root", "exportable": False})
     await ca({"name": "hsm-issuing", "kind": "intermediate", "parent_id": hsm})
+    partner_pem = certificate_to_pem(create_root_ca("Partner CA", KeyType.EC_P256, 365)[0])
+    await ca({"name": "partner-ca", "kind": "external", "certificate_pem": partner_pem})
     demo_rules = next(
         p["rules"] for p in (await gw.get("/api/v1/policies"))["items"] if p["name"] == "demo-tls"
     )
@@ -70,90 +63,25 @@ async def build_legacy(gw: Gateway, name: str = "old-pki") -> Legacy:
         )
         ids[policy] = created["id"]
 
-    async def profile(slug: str, ca_name: str) -> None:
+    async def profile(slug: str, issuer: dict[str, Any], policy: str = "demo-tls") -> None:
         created = await gw.post(
             "/api/v1/profiles",
             {
                 "slug": slug,
-                "ca_id": ids[ca_name],
-                "policy_id": ids["demo-tls"],
+                "policy_id": ids[policy],
                 "project_id": pid,
                 "enrollment": {"est": {"enabled": True}},
+                **issuer,
             },
             status=201,
         )
         ids[slug] = created["id"]
 
-    await profile("tls-server", "old-issuing")
-    await profile("hsm-web", "hsm-issuing")
-    async with gw.services.db.transaction() as tx:
-        await tx.session.execute(
-            update(tables.certificate_authorities)
-            .where(tables.certificate_authorities.c.id == uuid.UUID(hsm))
-            .values(exportable=False)
-        )
-        cert, _ = create_root_ca("Partner CA", KeyType.EC_P256, 365)
-        partner = external_ca(uuid.UUID(pid), "partner-ca", cert, gw.services.clock.now())
-        await tx.cas.add(partner)
-        ids["partner-ca"] = str(partner.id)
-        for slug, ca_id, issuer in (
-            ("partner-web", partner.id, IssuerType.CA),
-            ("self", None, IssuerType.SELF_SIGNED),
-        ):
-            row = store_profile(
-                uuid.UUID(pid), slug, ca_id, uuid.UUID(ids["old-web"]), issuer, partner.created_at
-            )
-            await tx.profiles.add(row)
-            ids[slug] = str(row.id)
+    await profile("tls-server", {"ca_id": ids["old-issuing"]})
+    await profile("hsm-web", {"ca_id": ids["hsm-issuing"]})
+    await profile("partner-web", {"ca_id": ids["partner-ca"]}, "old-web")
+    await profile("self", {"issuer_type": "self-signed"}, "old-web")
     return Legacy(pid, ids)
-
-
-def external_ca(
-    project_id: uuid.UUID, name: str, cert: x509.Certificate, now: datetime
-) -> CertificateAuthority:
-    return CertificateAuthority(
-        id=new_id(),
-        project_id=project_id,
-        name=name,
-        kind=CAKind.EXTERNAL,
-        parent_id=None,
-        key_type=KeyType.EC_P256,
-        certificate_pem=certificate_to_pem(cert),
-        chain_pem="",
-        subject=cert.subject.rfc4514_string(),
-        serial=format(cert.serial_number, "x"),
-        not_before=cert.not_valid_before_utc,
-        not_after=cert.not_valid_after_utc,
-        status=CAStatus.ACTIVE,
-        encrypted_key=b"",
-        created_at=now,
-    )
-
-
-def store_profile(
-    project_id: uuid.UUID,
-    slug: str,
-    ca_id: uuid.UUID | None,
-    policy_id: uuid.UUID,
-    issuer: IssuerType,
-    now: datetime,
-) -> Profile:
-    return Profile(
-        id=new_id(),
-        project_id=project_id,
-        slug=slug,
-        name=slug,
-        ca_id=ca_id,
-        policy_id=policy_id,
-        validity_days=90,
-        key_usages=("digital_signature",),
-        extended_key_usages=("server_auth",),
-        renew_before_days=30,
-        default_key_type=KeyType.EC_P256,
-        enrollment={},
-        created_at=now,
-        issuer_type=issuer,
-    )
 
 
 async def row_counts(gw: Gateway) -> dict[str, int]:
