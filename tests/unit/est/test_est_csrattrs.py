@@ -13,10 +13,7 @@ from asn1crypto import x509 as a_x509
 from est_fakes import enrollment_target, make_profile
 
 from gateway.core.est import EstSettings
-from gateway.core.model import (
-    KeyType,
-    PolicyRules,
-)
+from gateway.core.model import KeyType, PolicyRules
 from gateway.core.target import EnrollmentTarget
 from protocols.est import attrs, wire
 

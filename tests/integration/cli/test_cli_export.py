@@ -10,20 +10,20 @@ import re
 import uuid
 from typing import Any
 
+import pytest
+from cli_helpers import UUID_RE, Cli
+
 from gateway.config import load_config
 from gateway.core.model import PolicyRules
 from gateway.services import cas, catalog
 from gateway.services.audit import SYSTEM
 from gateway.services.graph import open_services
-from tests.integration import test_cli
-from tests.integration.test_cli import Cli
 
-# test_cli.py's fixtures: `gateway_cli` is its `cli` (after a first start), which needs
-# `fresh_cli`; pytest registers a fixture under the attribute's name.
-fresh_cli = test_cli.fresh_cli
-gateway_cli = test_cli.cli
 
-UUID_RE = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+@pytest.fixture
+def gateway_cli(cli: Cli) -> Cli:
+    """conftest.py's `cli` (after a first start), under a name the tests' locals leave free."""
+    return cli
 
 
 def build_legacy(cli: Cli, name: str = "old-pki") -> dict[str, str]:
