@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from cryptography import x509
 
-from gateway.core.model import Certificate, RequestState
+from gateway.core.errors import Violation
+from gateway.core.model import Certificate, PolicyRules, RequestState
+from gateway.core.names import Findings, check_sans
 
 if TYPE_CHECKING:  # gateway.core.target imports this module's settings types
     from gateway.core.target import EnrollmentTarget
@@ -307,6 +309,20 @@ def identifier_for(value: str) -> Identifier:
         return Identifier(IdentifierType.IP, str(ipaddress.ip_address(value)))
     except ValueError:
         return Identifier(IdentifierType.DNS, value.lower())
+
+
+def identifier_violations(identifier: Identifier, rules: PolicyRules) -> list[Violation]:
+    """What the profile's policy says against one order identifier, judged as the SAN it
+    would become. newOrder refuses such an identifier (RFC 8555 §7.4, rejectedIdentifier),
+    so no validator ever connects out for a name the policy forbids."""
+    name: x509.GeneralName
+    if identifier.type is IdentifierType.IP:
+        name = x509.IPAddress(ipaddress.ip_address(identifier.value))
+    else:
+        name = x509.DNSName(identifier.value)
+    found = Findings()
+    check_sans((name,), rules, found)
+    return list(found)
 
 
 def csr_mismatch(csr: x509.CertificateSigningRequest, identifiers: Iterable[Identifier]) -> str:

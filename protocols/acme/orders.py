@@ -100,7 +100,13 @@ async def new_order(ctx: Ctx) -> web.Response:
     order_id = new_id()
     authorizations = []
     refused: list[Subproblem] = []
+    policy = ctx.target.policy
     for identifier in identifiers:
+        violations = rules.identifier_violations(identifier, policy.rules) if policy else []
+        if violations:
+            detail = "; ".join(v.message for v in violations)
+            refused.append(Subproblem("rejectedIdentifier", detail, identifier))
+            continue
         types = rules.challenge_types_for(identifier, ctx.target.methods.acme.effective_challenges)
         if not types:
             refused.append(

@@ -275,16 +275,16 @@ def _signed_without_key(key: Key, url: str, payload: Any, nonce: str) -> dict[st
 async def test_fail_policy_denial_one_subproblem_per_identifier(
     acme_gateway: AcmeGateway,
 ) -> None:
+    """RFC 8555 §7.4/§6.7.1: newOrder names each identifier the policy refuses."""
     client = await acme_gateway.account()
     names = ["ok-policy.example.com", "a.deep.example.com", "b.deep.example.com"]
-    ready = await acme_gateway.ready_order(client, names)
-    assert ready.body["status"] == "ready", ready.body
-    der, _ = csr_der(names)
-    final = await client.post(ready.body["finalize"], {"csr": b64(der)})
-    assert final.problem == "rejectedIdentifier", final.body
-    refused = sorted(s["identifier"]["value"] for s in final.body["subproblems"])
-    assert refused == ["a.deep.example.com", "b.deep.example.com"], final.body
-    for sub in final.body["subproblems"]:
+    denied = await client.post(
+        client.directory["newOrder"],
+        {"identifiers": [{"type": "dns", "value": n} for n in names]},
+    )
+    assert denied.problem == "rejectedIdentifier", denied.body
+    refused = sorted(s["identifier"]["value"] for s in denied.body["subproblems"])
+    assert refused == ["a.deep.example.com", "b.deep.example.com"], denied.body
+    for sub in denied.body["subproblems"]:
         assert sub["type"] == ERROR + "rejectedIdentifier"
-    after = await client.post(ready.headers["Location"], None)
-    assert after.body["status"] == "invalid" and after.body["error"]["type"].startswith(ERROR)
+        assert "not allowed by the policy" in sub["detail"]
