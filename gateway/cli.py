@@ -425,14 +425,16 @@ def project_export_cmd(
             bars.append(click.progressbar(length=total, label="exporting", file=sys.stderr))
         bars[0].label = f"exporting {label}"
         bars[0].update(1)
-        if done == total:
-            bars[0].render_finish()
 
     async def work(s: Services) -> dict[str, Any]:
-        result = await project_export.export_project(
-            s, CLI_ACTOR, project_ref, dry_run=dry_run, again=again,
-            progress=None if as_json else progress,
-        )  # fmt: skip
+        try:
+            result = await project_export.export_project(
+                s, CLI_ACTOR, project_ref, dry_run=dry_run, again=again,
+                progress=None if as_json else progress,
+            )  # fmt: skip
+        finally:
+            if bars:  # also after a failure: the bar hid the terminal's cursor
+                bars[0].render_finish()
         return result.as_dict()
 
     data = _run(ctx, work)
