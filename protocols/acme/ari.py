@@ -53,11 +53,23 @@ def _serial_from_cert_id(value: str) -> str:
     return format(int.from_bytes(serial, "big"), "x")
 
 
+def _served_here(ctx: Ctx, cert: Certificate) -> bool:
+    """Whether the certificate was issued under this directory: its profile and its
+    application, or, at a legacy endpoint, no application. A profile is shared by every
+    application that attaches it, so comparing the profile alone let an account of one
+    application, holding authorizations for the same names, revoke another application's
+    certificate (§7.6 authorizes by identifiers, which do not tell applications apart)."""
+    application = ctx.target.application
+    return cert.profile_id == ctx.target.profile.id and cert.application_id == (
+        application.id if application is not None else None
+    )
+
+
 async def _by_cert_id(ctx: Ctx, value: str) -> Certificate | None:
     serial = _serial_from_cert_id(value)
     async with ctx.work(read_only=True) as uow:
         cert = await uow.certificates.get_by_serial(serial)
-    if cert is None or cert.profile_id != ctx.target.profile.id:
+    if cert is None or not _served_here(ctx, cert):
         return None
     if cert_id(x509.load_pem_x509_certificate(cert.certificate_pem.encode())) != value:
         return None
@@ -128,7 +140,7 @@ async def revoke_cert(ctx: Ctx) -> web.Response:
     uow = ctx.uow
     cert = await uow.certificates.get_by_serial(format(leaf.serial_number, "x"))
     order = await uow.acme.find_order_by_certificate(cert.id) if cert else None
-    if cert is None or cert.profile_id != ctx.target.profile.id:
+    if cert is None or not _served_here(ctx, cert):
         raise not_found("certificate")
     stored = x509.load_pem_x509_certificate(cert.certificate_pem.encode())
     if stored.public_bytes(Encoding.DER) != der:
