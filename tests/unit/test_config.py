@@ -11,43 +11,9 @@ from typing import Any
 import pytest
 
 from gateway.config import Config, ConfigError, load_config
+from tests.helpers.data import read_text
 
-FULL_TOML = """\
-home = "/srv/certgate"
-
-[server]
-host = "0.0.0.0"
-http_port = 9080
-https_port = 9443
-public_base_url = "https://pki.example.com/"
-max_body_bytes = 1024
-trusted_proxies = ["10.0.0.1", "10.0.0.2"]
-
-[tls]
-enabled = false
-cert_file = "/etc/certgate/tls.crt"
-key_file = "/etc/certgate/tls.key"
-server_names = ["pki.example.com"]
-
-[database]
-url = "postgresql+asyncpg://certgate@db:5432/certgate"
-echo = true
-
-[acme]
-http01_port = 5002
-tlsalpn01_port = 5001
-resolvers = ["127.0.0.1:5353"]
-
-[pki]
-key_type = "ec-p384"
-root_validity_days = 100
-intermediate_validity_days = 50
-crl_validity_hours = 12
-crl_refresh_hours = 3
-
-[logging]
-level = "DEBUG"
-"""
+FULL_TOML = read_text("config", "full.toml")
 
 
 def write(tmp_path: Path, text: str, name: str = "certgate.toml") -> Path:

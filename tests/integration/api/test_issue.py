@@ -12,6 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from tests.helpers.data import read_text
 from tests.helpers.x509util import load_cert, make_csr, openssl_verify, san_values
 
 
@@ -103,13 +104,7 @@ async def test_fail_policy_denial_lists_every_rule(gateway) -> None:
     "body, code",
     [
         ({"csr": "not a csr"}, "bad_csr"),
-        (
-            {
-                "csr": "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n"
-                "-----END CERTIFICATE REQUEST-----\n"
-            },
-            "bad_csr",
-        ),
+        ({"csr": read_text("csr", "garbage", "pem-body-truncated.pem")}, "bad_csr"),
         ({"key_type": "dsa-1024", "sans": ["a.test"]}, "invalid_input"),
         ({"sans": ["a.test"], "validity_days": 9999}, "policy_denied"),
         ({"key_type": "ec-p256"}, "invalid_input"),

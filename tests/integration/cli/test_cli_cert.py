@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from store.db import Database
+from tests.helpers.data import data_path
 
 # --- cert issue ---------------------------------------------------------------------------
 
@@ -97,10 +98,7 @@ def test_cert_issue_with_a_csr(cli: Cli) -> None:
 
 
 def test_cert_issue_with_a_bad_csr_fails_cleanly(cli: Cli) -> None:
-    csr_file = cli.tmp / "bad.csr"
-    csr_file.write_text(
-        "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"
-    )
+    csr_file = data_path("csr", "garbage", "pem-body-truncated.pem")
     output = cli.fail(
         "cert", "issue", "--app", "demo", "--profile", "tls-server", "--csr", str(csr_file)
     )

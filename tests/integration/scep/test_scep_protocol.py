@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes
 from gateway.core.scep import FailInfo
 from protocols.scep import cms as scep_cms
 from tests.helpers import scepclient as sc
+from tests.helpers.data import read_bytes
 from tests.integration.scep.conftest import SCEP_PATH, STATIC
 
 pytestmark = pytest.mark.asyncio
@@ -176,8 +177,8 @@ async def test_fail_bad_alg_cipher(scep, monkeypatch) -> None:
     ra = await scep.ra()
     der = sc.pki_message(device, ra, 19, sc.csr_der(csr), cipher="aes128_cbc")
     # Announce an algorithm we do not take (AES-128-OFB) in place of AES-128-CBC; re-sign.
-    ofb = bytes.fromhex("0609608648016503040103")  # 2.16.840.1.101.3.4.1.3
-    aes = bytes.fromhex("0609608648016503040102")  # 2.16.840.1.101.3.4.1.2
+    ofb = read_bytes("scep", "oid-aes128-ofb.der")  # 2.16.840.1.101.3.4.1.3
+    aes = read_bytes("scep", "oid-aes128-cbc.der")  # 2.16.840.1.101.3.4.1.2
     inner = scep_cms.parse_signed(der).content
     assert inner is not None and aes in inner
     forged = inner.replace(aes, ofb)

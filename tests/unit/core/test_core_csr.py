@@ -23,6 +23,7 @@ from gateway.core.csr import (
     san_strings,
 )
 from gateway.core.errors import BadCSR
+from tests.helpers.data import read_bytes, read_text
 
 BEGIN = "-----BEGIN CERTIFICATE REQUEST-----"
 END = "-----END CERTIFICATE REQUEST-----"
@@ -74,15 +75,13 @@ GARBAGE: dict[str, bytes | str] = {
     "fail/whitespace": "  \n\t ",
     "fail/text": "hello world, this is not a CSR",
     "fail/random-bytes": bytes(range(256)),
-    "fail/der-sequence-junk": b"\x30\x03\x02\x01\x00",
+    "fail/der-sequence-junk": read_bytes("csr", "garbage", "der-sequence-junk.der"),
     "fail/base64-of-junk": base64.b64encode(b"definitely not DER").decode(),
-    "fail/non-ascii": f"{BEGIN}\nMIIé\n{END}",
-    "fail/pem-unterminated": f"{BEGIN}\nMIIBIjAN\n",
-    "fail/pem-wrong-label": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
-    "fail/pem-bad-body": f"{BEGIN}\n!!!!\n{END}",
-    "fail/pem-mismatched-labels": (
-        "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END NEW CERTIFICATE REQUEST-----"
-    ),
+    "fail/non-ascii": read_text("csr", "garbage", "non-ascii.pem"),
+    "fail/pem-unterminated": read_text("csr", "garbage", "pem-unterminated.pem"),
+    "fail/pem-wrong-label": read_text("csr", "garbage", "pem-wrong-label.pem"),
+    "fail/pem-bad-body": read_text("csr", "garbage", "pem-bad-body.pem"),
+    "fail/pem-mismatched-labels": read_text("csr", "garbage", "pem-mismatched-labels.pem"),
     "fail/too-large": "A" * (200 * 1024),
 }
 

@@ -26,6 +26,7 @@ from gateway.pki.keys import (
     public_key_der,
     signing_hash,
 )
+from tests.helpers.data import read_text
 
 if TYPE_CHECKING:
     from conftest import FakeUrls, Openssl
@@ -201,8 +202,8 @@ def test_certificates_pem_round_trip() -> None:
     [
         "",
         "garbage",
-        "-----BEGIN CERTIFICATE-----\nZm9vYmFy\n-----END CERTIFICATE-----\n",
-        "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+        read_text("pki", "cert-body-not-der.pem"),
+        read_text("pki", "cert-body-not-base64.pem"),
     ],
     ids=["fail/empty", "fail/text", "fail/not-der", "fail/not-base64"],
 )
@@ -255,14 +256,9 @@ def _import_failure(case: str, chain: Chain) -> tuple[str, str, str | None, str 
     _, root_key, inter, inter_key = chain
     inter_pem, inter_key_pem = certificate_to_pem(inter), private_key_to_pem(inter_key)
     if case == "garbage-cert":
-        return (
-            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----",
-            inter_key_pem,
-            None,
-            None,
-        )
+        return read_text("pki", "cert-body-truncated.pem"), inter_key_pem, None, None
     if case == "garbage-key":
-        return inter_pem, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----", None, None
+        return inter_pem, read_text("pki", "key-body-truncated.pem"), None, None
     if case == "mismatched-key":
         return inter_pem, private_key_to_pem(root_key), None, None
     if case == "wrong-passphrase":
@@ -286,7 +282,7 @@ def _import_failure(case: str, chain: Chain) -> tuple[str, str, str | None, str 
         other, _ = create_root_ca("Other Root", KeyType.EC_P256, 30)
         return inter_pem, inter_key_pem, None, certificate_to_pem(other)
     if case == "garbage-chain":
-        return inter_pem, inter_key_pem, None, "-----BEGIN CERTIFICATE-----\n-----END"
+        return inter_pem, inter_key_pem, None, read_text("pki", "cert-unterminated.pem")
     if case == "non-ca-in-chain":
         # A leaf "issuer" that really did sign the certificate, but is not a CA.
         leaf_key = generate_private_key(KeyType.EC_P256)

@@ -21,6 +21,7 @@ from gateway.pki.keys import (
     public_key_der,
     signing_hash,
 )
+from tests.helpers.data import read_text
 
 if TYPE_CHECKING:
     from conftest import Openssl
@@ -143,7 +144,7 @@ def _pem_of(key: object) -> str:
     [
         pytest.param("not a pem", None, "not PEM", id="fail/not-pem"),
         pytest.param(
-            "-----BEGIN PRIVATE KEY-----\nZm9vYmFy\n-----END PRIVATE KEY-----\n",
+            read_text("pki", "key-body-not-der.pem"),
             None,
             "malformed",
             id="fail/garbage-body",
