@@ -199,7 +199,7 @@ class EnrollmentService(Generic[U]):
         if isinstance(decision, Pending):
             return decision
         if isinstance(decision, Resume):
-            return await self._resume(decision)
+            return await self._resume(decision, request.subject_key)
         certificate = await self._sign_and_store(request, ca, template, csr, also=also)
         await self._events.publish(_issued_event(request, certificate))
         return Issued(certificate)
@@ -350,7 +350,9 @@ class EnrollmentService(Generic[U]):
             return decided
         try:
             issued, _ = await self._complete(decided.id, actor)
-        except CAUnavailable as err:
+        except (CAUnavailable, SelfSignedNeedsKey) as err:
+            # SelfSignedNeedsKey: the key that must sign is the requester's, held by the
+            # front-end (EST serverkeygen) until the requester repeats the request (Resume).
             log.warning("request %s approved but not issued: %s", decided.id, err.message)
             async with self._tx.transaction(read_only=True) as uow:
                 return await load_request(uow, decided.id)
@@ -369,7 +371,7 @@ class EnrollmentService(Generic[U]):
         if current.state is RequestState.APPROVED:
             try:
                 return await self._complete(current.id, "system")
-            except CAUnavailable as err:
+            except (CAUnavailable, SelfSignedNeedsKey) as err:
                 log.warning("request %s still not issued: %s", current.id, err.message)
                 return current, None
         if current.state is RequestState.ISSUED:
@@ -382,9 +384,14 @@ class EnrollmentService(Generic[U]):
         """Expire those of `requests` whose approval window has passed; how many were."""
         return await self._decisions.expire_due(requests)
 
-    async def _resume(self, decision: Resume) -> Issued | Pending:
-        """An identical enrollment was approved earlier: its certificate, or still Pending."""
-        current, certificate = await self._complete(decision.request_id, "system")
+    async def _resume(
+        self, decision: Resume, subject_key: CertificateIssuerPrivateKeyTypes | None
+    ) -> Issued | Pending:
+        """An identical enrollment was approved earlier: its certificate, or still Pending.
+        `subject_key`: the repeated request's own key (a self-signed profile signs with it)."""
+        current, certificate = await self._complete(
+            decision.request_id, "system", subject_key=subject_key
+        )
         if certificate is not None:
             return Issued(certificate)
         if current.state is RequestState.REJECTED:
@@ -392,15 +399,20 @@ class EnrollmentService(Generic[U]):
         return Pending(current.id, decision.retry_after)
 
     async def _complete(
-        self, request_id: uuid.UUID, actor: str
+        self,
+        request_id: uuid.UUID,
+        actor: str,
+        *,
+        subject_key: CertificateIssuerPrivateKeyTypes | None = None,
     ) -> tuple[CertificateRequest, Certificate | None]:
         """Issue the certificate of an approved request through the same path as enroll().
 
         The stored CSR is judged again against the profile and its policy as they are now; a
         denial rejects the request. The certificate insert and the request's move to issued
         commit together, conditional on the request still being the approved one read, so
-        concurrent completions store exactly one certificate. Raises CAUnavailable (the
-        request stays approved).
+        concurrent completions store exactly one certificate. Raises CAUnavailable, or
+        SelfSignedNeedsKey for a self-signed profile's request completed without its key
+        (`subject_key`); either way the request stays approved.
         """
         now = self._clock.now()
         async with self._tx.transaction(read_only=True) as uow:
@@ -425,6 +437,7 @@ class EnrollmentService(Generic[U]):
                 requested_validity_days=current.requested_validity_days,
                 renewed_from=current.renewed_from,
                 requester_id=current.requester_id,
+                subject_key=subject_key,
             )
             ca, template = await self._template(request, csr, now)
         except _DENIALS as denied:
@@ -436,7 +449,7 @@ class EnrollmentService(Generic[U]):
             )
         except _Superseded:
             # Someone else completed (or cancelled) it first; their outcome stands.
-            return await self._complete(request_id, actor)
+            return await self._complete(request_id, actor, subject_key=subject_key)
         await self._events.publish(_issued_event(request, certificate, current.id))
         assert mark_issued.stored is not None
         return mark_issued.stored, certificate

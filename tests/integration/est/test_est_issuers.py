@@ -93,3 +93,46 @@ async def test_fail_external_ca_simpleenroll(est_gw: EstGateway) -> None:
     resp = await est_gw.client.get(f"{base}/cacerts")
     assert resp.status == 200
     assert certs_from_cms(await resp.read()) == [x509.load_pem_x509_certificate(pem.encode())]
+
+
+async def test_ok_self_signed_serverkeygen_under_approval(est_gw: EstGateway) -> None:
+    """The approval cannot issue by itself (the certificate's key signs it, and that key is
+    held for the device): the request stays approved until the device repeats it, and that
+    repeat gets the certificate signed by the held key."""
+    base, password = await _est_profile(est_gw, "self", {"issuer_type": "self-signed"})
+    name = "self-approver"
+    created = await est_gw.api(
+        "POST", "/api/v1/principals", {"name": name, "kind": "user", "product_role": "admin"}, 201
+    )
+    token = await est_gw.api(
+        "POST", f"/api/v1/principals/{created['id']}/tokens", {"name": "t"}, 201
+    )
+    await est_gw.api(
+        "PUT",
+        "/api/v1/applications/demo/profiles/self/approval-policy",
+        {"steps": [{"approvers": [name], "required": 1}]},
+        201,
+    )
+    der, _ = csr_der("held.example.com")
+    auth = basic("est", password)
+    status, _, body = await est_gw.post("serverkeygen", b64(der), base=base, auth=auth)
+    assert status == 202, body
+    requests = "/api/v1/applications/demo/requests"
+    (open_request,) = (await est_gw.api("GET", f"{requests}?state=open"))["items"]
+    resp = await est_gw.client.post(
+        f"{requests}/{open_request['id']}/approve",
+        json={"comment": "ok"},
+        headers={"Authorization": f"Bearer {token['token']}"},
+    )
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["state"] == "approved"
+    status, headers, body = await est_gw.post("serverkeygen", b64(der), base=base, auth=auth)
+    assert status == 200, body
+    raw = f"Content-Type: {headers['Content-Type']}\r\n\r\n".encode() + body
+    parts = list(email.parser.BytesParser(policy=email.policy.default).parsebytes(raw).iter_parts())
+    key = serialization.load_der_private_key(base64.b64decode(parts[0].get_payload()), None)
+    (cert,) = certs_from_cms(parts[1].get_payload().encode())
+    assert cert.public_key() == key.public_key() and cert.issuer == cert.subject
+    cert.verify_directly_issued_by(cert)
+    issued = await est_gw.api("GET", f"{requests}/{open_request['id']}")
+    assert issued["state"] == "issued"
