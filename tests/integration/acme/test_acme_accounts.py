@@ -1,6 +1,6 @@
 """ACME accounts (RFC 8555 §7.3): every account-key algorithm of §6.2 through the whole
-pipeline, contact update (§7.3.2), keyChange refusals (§7.3.5), and a kid known only to
-the directory that made it."""
+pipeline, contact update (§7.3.2), keyChange and its refusals (§7.3.5), and a kid known
+only to the directory that made it."""
 
 from __future__ import annotations
 
@@ -113,3 +113,17 @@ async def test_fail_kid_of_other_directory(acme_gateway: AcmeGateway) -> None:
     app.kid = legacy.kid
     reply = await _order(app, "other-dir.example.com")
     assert reply.problem == "accountDoesNotExist", reply.body
+
+
+async def test_ok_key_change_then_old_key_is_gone(acme_gateway: AcmeGateway) -> None:
+    client = await acme_gateway.account()
+    new = Key.ec()
+    url = client.directory["keyChange"]
+    inner = jws(new, url, {"account": client.kid, "oldKey": client.key.jwk()}, nonce=None, kid=None)
+    reply = await client.post(url, inner)
+    assert reply.status == 200, reply.body
+    old_key = client.key
+    client.key = new
+    assert (await client.post(client.kid or "", None)).status == 200
+    client.key = old_key
+    assert (await client.post(client.kid or "", None)).problem == "malformed"

@@ -1,4 +1,6 @@
-"""The whole RFC 8555 flow through the in-process gateway, on SQLite and PostgreSQL."""
+"""The whole RFC 8555 flow through the in-process gateway, on SQLite and PostgreSQL: http-01,
+dns-01 (§8.4) and IP identifiers, the orders list (§7.1.2.1), authorization deactivation
+(§7.5.2), and how a challenge answer reports its validation."""
 
 from __future__ import annotations
 
@@ -8,7 +10,9 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from gateway.core.acme import dns01_txt_value
 from protocols.acme import authorizations
+from tests.helpers.acmeclient import b64, csr_der
 from tests.helpers.acmeharness import AcmeGateway, poll
 
 
@@ -112,3 +116,39 @@ async def test_ok_challenge_answer_does_not_wait_for_a_slow_validation(
     assert reply.body["status"] == "processing", reply.body
     final = await poll(client, order.headers["Location"], {"invalid"}, seconds=30)
     assert final.body["status"] == "invalid"
+
+
+async def test_ok_orders_list_and_authz_deactivation(acme_gateway: AcmeGateway) -> None:
+    client = await acme_gateway.account()
+    order = await client.post(
+        client.directory["newOrder"], {"identifiers": [{"type": "dns", "value": "d.example.com"}]}
+    )
+    account = await client.post(client.kid or "", None)
+    listed = await client.post(account.body["orders"], None)
+    assert order.headers["Location"] in listed.body["orders"]
+    gone = await client.post(order.body["authorizations"][0], {"status": "deactivated"})
+    assert gone.body["status"] == "deactivated"
+    after = await client.post(order.headers["Location"], None)
+    assert after.body["status"] == "invalid"
+
+
+async def _dns01_ready(acme_gateway: AcmeGateway, client, name: str):  # type: ignore[no-untyped-def]
+    order = await client.post(
+        client.directory["newOrder"], {"identifiers": [{"type": "dns", "value": name}]}
+    )
+    authz = await client.post(order.body["authorizations"][0], None)
+    chall = authz.body["challenges"][0]
+    key_auth = f"{chall['token']}.{client.key.thumbprint()}"
+    record = "_acme-challenge." + name.removeprefix("*.")
+    acme_gateway.dns.txt[record] = [dns01_txt_value(key_auth)]
+    await client.post(chall["url"], {})
+    return await poll(client, order.headers["Location"], {"ready", "invalid"})
+
+
+async def test_ok_dns01_wildcard(acme_gateway: AcmeGateway) -> None:
+    client = await acme_gateway.account()
+    ready = await _dns01_ready(acme_gateway, client, "*.example.com")
+    assert ready.body["status"] == "ready", ready.body
+    der, _ = csr_der(["*.example.com"])
+    final = await client.post(ready.body["finalize"], {"csr": b64(der)})
+    assert final.body["status"] == "valid", final.body

@@ -288,3 +288,30 @@ async def test_fail_policy_denial_one_subproblem_per_identifier(
     for sub in denied.body["subproblems"]:
         assert sub["type"] == ERROR + "rejectedIdentifier"
         assert "not allowed by the policy" in sub["detail"]
+
+
+async def test_fail_policy_denial_has_subproblems(acme_gateway: AcmeGateway) -> None:
+    """RFC 8555 §7.4: newOrder refuses what the profile's policy forbids, per identifier,
+    before any authorization exists (so no validator connects out for it)."""
+    client = await acme_gateway.account()
+    queries = len(acme_gateway.dns.queries)
+    denied = await client.post(
+        client.directory["newOrder"],
+        {
+            "identifiers": [
+                {"type": "dns", "value": "*.deep.example.com"},
+                {"type": "dns", "value": "evil.com"},
+                {"type": "ip", "value": "10.0.0.1"},
+                {"type": "ip", "value": "::ffff:127.0.0.1"},
+                {"type": "dns", "value": "fine.example.com"},
+            ]
+        },
+    )
+    assert denied.problem == "rejectedIdentifier", denied.body
+    refused = {s["identifier"]["value"] for s in denied.body["subproblems"]}
+    # Identifiers come back normalized (RFC 5952 text for IPv6).
+    assert refused == {"*.deep.example.com", "evil.com", "10.0.0.1", "::ffff:7f00:1"}
+    assert "Location" not in denied.headers
+    assert len(acme_gateway.dns.queries) == queries  # nothing was looked up
+    orders = await client.post((await client.post(client.kid or "", None)).body["orders"], None)
+    assert orders.body["orders"] == []

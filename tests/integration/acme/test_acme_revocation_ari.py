@@ -1,5 +1,6 @@
-"""revokeCert by an authorized account (RFC 8555 §7.6), its reason's type, and the
-`replaces` rules of RFC 9773 §5."""
+"""revokeCert (RFC 8555 §7.6) by the account, by an account holding authorizations and by
+the certificate's own key, its reason and its type; renewalInfo and the `replaces` rules
+of RFC 9773."""
 
 from __future__ import annotations
 
@@ -110,3 +111,36 @@ async def test_fail_replaces_other_accounts_certificate(acme_gateway: AcmeGatewa
     missing = await acme_gateway.client.get(base + "/" + ident.split(".")[0] + ".AQ")
     assert missing.status == 404
     assert missing.headers["Content-Type"].startswith("application/problem+json")
+
+
+async def test_ok_ari_replaces_and_revocation(acme_gateway: AcmeGateway) -> None:
+    client = await acme_gateway.account()
+    order, key = await acme_gateway.issue(client, ["r.example.com"])
+    pem = (await client.post(order.body["certificate"], None)).text
+    leaf = x509.load_pem_x509_certificates(pem.encode())[0]
+    ident = cert_id(leaf)
+    info = await acme_gateway.client.get(client.path(client.directory["renewalInfo"]) + "/" + ident)
+    window = (await info.json())["suggestedWindow"]
+    assert info.status == 200 and window["start"] < window["end"]
+    renewal = await client.post(
+        client.directory["newOrder"],
+        {"identifiers": [{"type": "dns", "value": "r.example.com"}], "replaces": ident},
+    )
+    assert renewal.status == 201 and renewal.body["replaces"] == ident
+    stranger = await acme_gateway.account(key=Key.ec())
+    cert_b64 = b64(leaf.public_bytes(Encoding.DER))
+    denied = await stranger.post(client.directory["revokeCert"], {"certificate": cert_b64})
+    assert denied.problem == "unauthorized"
+    bad = await client.post(client.directory["revokeCert"], {"certificate": cert_b64, "reason": 6})
+    assert bad.problem == "badRevocationReason"
+    # Signed by the certificate's own key (jwk), not by an account.
+    cert_key = Key(key, "ES256")
+    done = await client.post(
+        client.directory["revokeCert"],
+        {"certificate": cert_b64, "reason": 1},
+        key=cert_key,
+        use_jwk=True,
+    )
+    assert done.status == 200, done.body
+    again = await client.post(client.directory["revokeCert"], {"certificate": cert_b64})
+    assert again.problem == "alreadyRevoked"
