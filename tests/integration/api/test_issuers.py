@@ -323,3 +323,47 @@ async def test_fail_profile_issuer_type_is_fixed(gateway: Gateway) -> None:
         f"/api/v1/profiles/{profile['id']}", json={"issuer_type": "ca"}, headers=gateway.auth
     )
     assert resp.status == 400
+
+
+async def test_ok_legacy_project_holds_external_ca_and_self_signed_profile(
+    gateway: Gateway,
+) -> None:
+    project = await gateway.post("/api/v1/projects", {"name": "old-cm"}, status=201)
+    pid = project["id"]
+    policy = await gateway.post(
+        "/api/v1/policies", {"name": "legacy", "project_id": pid}, status=201
+    )
+    ca = await gateway.post(
+        "/api/v1/cas",
+        {
+            "kind": "external",
+            "name": "partner",
+            "certificate_pem": ca_certificate_pem(),
+            "project_id": pid,
+        },
+        status=201,
+    )
+    assert ca["project_id"] == pid
+    on_external = await gateway.post(
+        "/api/v1/profiles",
+        {"slug": "partner-web", "ca_id": ca["id"], "policy_id": policy["id"], "project_id": pid},
+        status=201,
+    )
+    own = await gateway.post(
+        "/api/v1/profiles",
+        {
+            "slug": "self",
+            "issuer_type": "self-signed",
+            "policy_id": policy["id"],
+            "project_id": pid,
+        },
+        status=201,
+    )
+    assert on_external["project_id"] == own["project_id"] == pid
+    assert [c["id"] for c in (await gateway.get(f"/api/v1/cas?project_id={pid}"))["items"]] == [
+        ca["id"]
+    ]
+    slugs = {p["slug"] for p in (await gateway.get(f"/api/v1/profiles?project_id={pid}"))["items"]}
+    assert slugs == {"partner-web", "self"}
+    # The active project's CA list does not show them.
+    assert ca["id"] not in {c["id"] for c in (await gateway.get("/api/v1/cas"))["items"]}
