@@ -1,4 +1,5 @@
-"""Certificate authorities: create root/intermediate, import, list, get, disable/enable."""
+"""Certificate authorities: create root/intermediate, register an external CA, import,
+list, get, disable/enable."""
 
 from __future__ import annotations
 
@@ -22,13 +23,18 @@ async def list_cas(request: web.Request) -> web.Response:
 async def create_ca(request: web.Request) -> web.Response:
     body = body_of(request, models.CreateCABody)
     svc = services(request)
-    project = body.project_id or request.query.get("project_id")
+    project = project_ref(request, {"project_id": body.project_id})
     if body.kind is models.CAKindName.EXTERNAL:
         if body.certificate_pem is None:
             raise InvalidInput("an external CA needs certificate_pem (its CA certificate)")
-        if body.parent_id is not None or body.key_type is not None:
-            # Its key and issuer are the external system's: nothing here generates them.
-            raise InvalidInput("an external CA takes no parent_id or key_type")
+        given = [
+            f
+            for f in ("parent_id", "key_type", "common_name", "validity_days")
+            if getattr(body, f) is not None
+        ]
+        if given:
+            # Its key, name and validity are in its certificate: nothing here makes them.
+            raise InvalidInput(f"an external CA takes no {', '.join(given)}")
         ca = await ca_admin.add_external(
             svc,
             actor(request),
@@ -66,7 +72,7 @@ async def import_ca(request: web.Request) -> web.Response:
     ca = await ca_admin.import_ca(
         services(request),
         actor(request),
-        project_ref=body.project_id or request.query.get("project_id"),
+        project_ref=project_ref(request, {"project_id": body.project_id}),
         name=body.name,
         certificate_pem=body.certificate_pem,
         private_key_pem=body.private_key_pem,

@@ -86,7 +86,7 @@ async def test_ok_external_ca_is_stored_without_a_key(gateway: Gateway) -> None:
         ),
         pytest.param(
             {"certificate_pem": ca_certificate_pem(), "key_type": "ec-p256"},
-            "no parent_id or key_type",
+            "no key_type",
             id="fail/key-type",
         ),
     ],
