@@ -1,5 +1,6 @@
 """Tables for approval policies and certificate requests. Same metadata as store.tables;
-migration 0003 creates them (tests/integration/store/test_store_migrations.py compares)."""
+migration 0003 creates them and 0010 adds legacy (project-level) policies
+(tests/integration/store/test_store_migrations.py compares)."""
 
 from __future__ import annotations
 
@@ -25,20 +26,36 @@ from store.types import UtcDateTime
 LIVE_FINGERPRINT_INDEX = "uq_certificate_requests_live_fingerprint"
 _LIVE_ONLY = text("state IN ('open', 'approved')")
 
+# A profile has at most one legacy (project-level, application_id NULL) policy; the
+# (application_id, profile_id) unique constraint cannot say so, NULLs being distinct.
+LEGACY_POLICY_INDEX = "uq_approval_policies_legacy_profile_id"
+_LEGACY_ONLY = text("application_id IS NULL")
+
 # Steps are [{"approvers": ["<principal uuid>", …], "required": n}, …]; bypass is a list of
 # principal uuids. Both are read and written whole with the policy, never queried into.
+# application_id NULL with project_id set: a legacy project's policy for the legacy
+# profile-scoped enrollment of one of its profiles (migration 0010).
 approval_policies = Table(
     "approval_policies",
     metadata,
     Column("id", Uuid(), primary_key=True),
-    Column("application_id", Uuid(), ForeignKey("applications.id"), nullable=False),
+    Column("application_id", Uuid(), ForeignKey("applications.id"), nullable=True),
     Column("profile_id", Uuid(), ForeignKey("profiles.id"), nullable=False),
     Column("steps", JSON(), nullable=False),
     Column("bypass", JSON(), nullable=False),
     Column("request_ttl_seconds", Integer(), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    Column("project_id", Uuid(), ForeignKey("projects.id"), nullable=True),
     UniqueConstraint("application_id", "profile_id"),
     Index(None, "profile_id"),
+    Index(None, "project_id"),
+    Index(
+        LEGACY_POLICY_INDEX,
+        "profile_id",
+        unique=True,
+        sqlite_where=_LEGACY_ONLY,
+        postgresql_where=_LEGACY_ONLY,
+    ),
 )
 
 # Approvals live in a JSON column of the request row rather than a table of their own: a
@@ -49,7 +66,8 @@ certificate_requests = Table(
     "certificate_requests",
     metadata,
     Column("id", Uuid(), primary_key=True),
-    Column("application_id", Uuid(), ForeignKey("applications.id"), nullable=False),
+    # NULL: a legacy profile-scoped enrollment (migration 0010).
+    Column("application_id", Uuid(), ForeignKey("applications.id"), nullable=True),
     Column("profile_id", Uuid(), ForeignKey("profiles.id"), nullable=False),
     Column("csr_pem", Text(), nullable=False),
     Column("fingerprint", String(64), nullable=False),

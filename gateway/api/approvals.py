@@ -61,7 +61,8 @@ def request_json(
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": str(request.id),
-        "application_id": str(request.application_id),
+        # None: a legacy request (gateway.services.legacy_approvals).
+        "application_id": str(request.application_id) if request.application_id else None,
         "profile_id": str(request.profile_id),
         "state": request.state.value,
         "step": request.step,

@@ -214,7 +214,7 @@ class ApprovalPolicyOut(Out):
 
 class RequestOut(Out):
     id: Str
-    application_id: Str
+    application_id: OptStr  # null: held by a legacy project's policy
     profile_id: Str
     state: Str
     step: int | None
@@ -292,3 +292,17 @@ class InventoryCertificateOut(CertificateOut):
 
     project_id: Str
     application: OptStr
+
+
+class LegacyApprovalPolicyOut(Out):
+    """A legacy project's approval policy: it gates the legacy profile-scoped enrollment
+    of `profile` (no application)."""
+
+    id: Str
+    project_id: OptStr
+    profile_id: Str
+    profile: Str
+    steps: list[StepOut]
+    bypass: list[str]
+    request_ttl_hours: int
+    created_at: OptStr

@@ -81,3 +81,10 @@ for _prefix in ("est", "scep", "scep.profile"):
     ):
         RESPONSES.setdefault(f"{_prefix}.{_name}", {200: m.SettingsOut, 201: m.SettingsOut})
 RESPONSES["certificates.inventory"] = {200: m.page_of(m.InventoryCertificateOut)}
+RESPONSES["legacy_approval_policies.list"] = {200: m.items_of(m.LegacyApprovalPolicyOut)}
+RESPONSES["legacy_approval_policies.get"] = {200: m.LegacyApprovalPolicyOut}
+RESPONSES["legacy_approval_policies.put"] = {200: m.LegacyApprovalPolicyOut}
+RESPONSES["legacy_approval_policies.delete"] = {200: m.DeletedOut}
+RESPONSES["legacy_requests.list"] = {200: m.page_of(m.RequestOut)}
+for _name in ("get", "approve", "reject"):
+    RESPONSES[f"legacy_requests.{_name}"] = {200: m.RequestOut}

@@ -122,7 +122,7 @@ def is_due(request: CertificateRequest, now: datetime) -> bool:
 
 
 def fingerprint(
-    application_id: uuid.UUID,
+    application_id: uuid.UUID | None,
     profile_id: uuid.UUID,
     requester: str,
     csr_der: bytes,
@@ -130,10 +130,11 @@ def fingerprint(
 ) -> str:
     """sha256 over who asks, for what, with which CSR. The target is included so that one CSR
     sent to two profiles makes two requests, and `renewed_from` so that renewing with the
-    same CSR is a new request rather than a replay of the original one."""
+    same CSR is a new request rather than a replay of the original one. A legacy enrollment
+    (no application) hashes an empty application part, which no application id is."""
     digest = hashlib.sha256()
     for part in (
-        application_id.bytes,
+        application_id.bytes if application_id else b"",
         profile_id.bytes,
         requester.encode(),
         renewed_from.bytes if renewed_from else b"",
@@ -320,6 +321,8 @@ ResolveRequester = Callable[[str], Awaitable[uuid.UUID | None]]
 class PolicyApprovalGate:
     """The ApprovalGate of EnrollmentService: an enrollment under an application profile with
     an approval policy becomes a stored request, unless its requester is in the bypass list.
+    A legacy profile-scoped enrollment (no application) is gated the same way by its
+    project's legacy policy for that profile.
 
     `resolve_requester` maps a requester name to a principal id for callers that do not yet
     pass `requester_id`; without an id the requester can neither bypass nor cancel.
@@ -344,13 +347,14 @@ class PolicyApprovalGate:
         self, request: EnrollmentRequest, template: CertificateTemplate
     ) -> Pending | Resume | None:
         app = request.application
-        if app is None:
-            return None  # legacy profile-scoped enrollment: no approval policies exist there
+        app_id = app.id if app is not None else None
 
         async def load(uow: UnitOfWork) -> ApprovalPolicy | None:
-            return await uow.approval_policies.get_for(app.id, request.profile.id)
+            if app_id is None:
+                return await uow.approval_policies.get_legacy(request.profile.id)
+            return await uow.approval_policies.get_for(app_id, request.profile.id)
 
-        policy = await self._tx.cached(("approval_policy", app.id, request.profile.id), load)
+        policy = await self._tx.cached(("approval_policy", app_id, request.profile.id), load)
         if policy is None:
             return None
         requester_id = request.requester_id
@@ -362,7 +366,7 @@ class PolicyApprovalGate:
             raise TypeError("the gate expects the parsed CSR (EnrollmentService passes it)")
         csr_der = request.csr.public_bytes(serialization.Encoding.DER)
         fp = fingerprint(
-            app.id, request.profile.id, request.requester, csr_der, request.renewed_from
+            app_id, request.profile.id, request.requester, csr_der, request.renewed_from
         )
         now = self._clock.now()
         for _ in range(3):
@@ -409,10 +413,10 @@ class PolicyApprovalGate:
     ) -> Pending | None:
         """Store a new open request (expiring a stale one first); None if an identical
         request got in first (the partial unique index on live fingerprints)."""
-        assert request.application is not None and not isinstance(request.csr, bytes | str)
+        assert not isinstance(request.csr, bytes | str)
         created = CertificateRequest(
             id=new_id(),
-            application_id=request.application.id,
+            application_id=request.application.id if request.application else None,
             profile_id=request.profile.id,
             csr_pem=request.csr.public_bytes(serialization.Encoding.PEM).decode(),
             fingerprint=fp,
@@ -430,7 +434,7 @@ class PolicyApprovalGate:
             expires_at=now + timedelta(seconds=policy.request_ttl_seconds),
             updated_at=now,
         )
-        project_id = request.application.project_id
+        project_id = request.profile.project_id
         events: list[AuditEvent] = []
         try:
             async with self._tx.transaction() as uow:

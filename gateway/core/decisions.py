@@ -25,6 +25,14 @@ _ATTEMPTS = 5
 Decide = Callable[[CertificateRequest, ApprovalPolicy | None, datetime], CertificateRequest | None]
 
 
+async def policy_of(uow: UnitOfWork, request: CertificateRequest) -> ApprovalPolicy | None:
+    """The policy a request is judged by: its application's for the profile, or for a legacy
+    request (no application) the profile's legacy policy."""
+    if request.application_id is None:
+        return await uow.approval_policies.get_legacy(request.profile_id)
+    return await uow.approval_policies.get_for(request.application_id, request.profile_id)
+
+
 async def load_request(
     uow: UnitOfWork, request_id: uuid.UUID, application_id: uuid.UUID | None = None
 ) -> CertificateRequest:
@@ -61,9 +69,7 @@ class RequestDecisions:
             now = self._clock.now()
             async with self._tx.transaction(read_only=True) as uow:
                 current = await load_request(uow, request_id, application_id)
-                policy = await uow.approval_policies.get_for(
-                    current.application_id, current.profile_id
-                )
+                policy = await policy_of(uow, current)
             if approval.is_due(current, now):
                 if (await self.expire(current, now)).state is RequestState.EXPIRED:
                     raise Conflict("request has expired", code="request_expired")
@@ -136,14 +142,20 @@ async def audit_event(
     source_ip: str | None = None,
     details: Mapping[str, object] | None = None,
 ) -> AuditEvent:
-    """`request_event` with the project filled in from the request's application."""
-    app = await uow.applications.get(request.application_id)
+    """`request_event` with the project filled in from the request's application (a legacy
+    request's: from its profile)."""
+    if request.application_id is not None:
+        app = await uow.applications.get(request.application_id)
+        project_id = app.project_id if app else None
+    else:
+        profile = await uow.profiles.get(request.profile_id)
+        project_id = profile.project_id if profile else None
     return approval.request_event(
         request,
         action,
         actor,
         now,
-        project_id=app.project_id if app else None,
+        project_id=project_id,
         source_ip=source_ip,
         details=details,
     )

@@ -423,9 +423,11 @@ class EnrollmentService(Generic[U]):
             if current.state is not RequestState.APPROVED:
                 return current, None
             profile = await uow.profiles.get(current.profile_id)
-            app = await uow.applications.get(current.application_id)
+            # A legacy request (no application) issues as its legacy enrollment would.
+            app_id = current.application_id
+            app = await uow.applications.get(app_id) if app_id is not None else None
         try:
-            if profile is None or app is None:
+            if profile is None or (app is None and app_id is not None):
                 raise NotFound("the request's application or profile no longer exists")
             csr = csr_lib.parse_csr(current.csr_pem)
             request = EnrollmentRequest(

@@ -397,15 +397,23 @@ class ApprovalStep:
 
 @dataclass(frozen=True)
 class ApprovalPolicy:
-    """Human approval for one attached profile of one application."""
+    """Human approval for one attached profile of one application, or (application_id
+    None, project_id set) for a profile's legacy profile-scoped enrollment: a legacy
+    project's own policy, gating its legacy endpoints the same way."""
 
     id: uuid.UUID
-    application_id: uuid.UUID
+    application_id: uuid.UUID | None
     profile_id: uuid.UUID
     steps: tuple[ApprovalStep, ...]
     bypass: tuple[uuid.UUID, ...]  # machine identities that skip approval
     request_ttl_seconds: int
     created_at: datetime
+    # Set only on a legacy (project-level) policy: the profile's project.
+    project_id: uuid.UUID | None = None
+
+    @property
+    def legacy(self) -> bool:
+        return self.application_id is None
 
 
 class RequestState(enum.StrEnum):
@@ -431,7 +439,8 @@ class CertificateRequest:
     """An enrollment waiting for (or past) human approval."""
 
     id: uuid.UUID
-    application_id: uuid.UUID
+    # None: a legacy profile-scoped enrollment, held by its project's legacy policy.
+    application_id: uuid.UUID | None
     profile_id: uuid.UUID
     csr_pem: str
     # A stable digest of requester + CSR so a device repeating the same request (EST, SCEP

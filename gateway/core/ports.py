@@ -75,6 +75,9 @@ class ApprovalPolicyRepository(Protocol):
         self, application_id: uuid.UUID, profile_id: uuid.UUID
     ) -> ApprovalPolicy | None: ...
 
+    async def get_legacy(self, profile_id: uuid.UUID) -> ApprovalPolicy | None:
+        """The legacy (project-level) policy of a profile's legacy enrollment."""
+
 
 class RequestRepository(Protocol):
     async def add(self, request: CertificateRequest) -> None:

@@ -132,6 +132,23 @@ async def parse_policy(
 ) -> ApprovalPolicy:
     """The PUT body: {"steps": [{"approvers": [id or name, …], "required": n}, …],
     "bypass": [machine identity id or name, …], "request_ttl_hours": h}."""
+    steps, bypass, ttl_seconds = await parse_rules(tx, body)
+    return ApprovalPolicy(
+        id=new_id(),
+        application_id=target.application.id,
+        profile_id=target.profile.id,
+        steps=steps,
+        bypass=bypass,
+        request_ttl_seconds=ttl_seconds,
+        created_at=now,
+    )
+
+
+async def parse_rules(
+    tx: Tx, body: dict[str, Any]
+) -> tuple[tuple[ApprovalStep, ...], tuple[uuid.UUID, ...], int]:
+    """What a policy body sets, for an application's policy and a legacy one alike: the
+    steps, the bypass principal ids and the request TTL in seconds."""
     _unknown_keys(body, _POLICY_KEYS, "the approval policy")
     steps_raw = body.get("steps")
     if not isinstance(steps_raw, list) or not steps_raw:
@@ -147,15 +164,7 @@ async def parse_policy(
     ttl = body.get("request_ttl_hours", DEFAULT_TTL_HOURS)
     if not isinstance(ttl, int) or isinstance(ttl, bool) or not 1 <= ttl <= MAX_TTL_HOURS:
         raise InvalidInput(f"request_ttl_hours must be an integer from 1 to {MAX_TTL_HOURS}")
-    return ApprovalPolicy(
-        id=new_id(),
-        application_id=target.application.id,
-        profile_id=target.profile.id,
-        steps=steps,
-        bypass=tuple(p.id for p in bypass),
-        request_ttl_seconds=ttl * 3600,
-        created_at=now,
-    )
+    return steps, tuple(p.id for p in bypass), ttl * 3600
 
 
 def policy_summary(policy: ApprovalPolicy) -> dict[str, Any]:

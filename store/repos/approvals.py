@@ -23,7 +23,7 @@ from gateway.core.model import (
     Page,
     RequestState,
 )
-from store import tables_approvals
+from store import tables, tables_approvals
 from store.repos._base import Repository
 
 _p = tables_approvals.approval_policies
@@ -45,6 +45,7 @@ def _policy(row: RowMapping) -> ApprovalPolicy:
         bypass=tuple(uuid.UUID(b) for b in row["bypass"]),
         request_ttl_seconds=row["request_ttl_seconds"],
         created_at=row["created_at"],
+        project_id=row["project_id"],
     )
 
 
@@ -60,6 +61,7 @@ def _policy_values(policy: ApprovalPolicy) -> dict[str, Any]:
         "bypass": [str(b) for b in policy.bypass],
         "request_ttl_seconds": policy.request_ttl_seconds,
         "created_at": policy.created_at,
+        "project_id": policy.project_id,
     }
 
 
@@ -102,6 +104,58 @@ class ApprovalPolicyRepository(Repository):
     async def delete(self, application_id: uuid.UUID, profile_id: uuid.UUID) -> bool:
         result = await self._guarded(
             delete(_p).where(_p.c.application_id == application_id, _p.c.profile_id == profile_id)
+        )
+        return bool(result.rowcount)
+
+    # --- legacy (project-level) policies: application_id NULL, project_id set ----------------
+
+    async def get_legacy(self, profile_id: uuid.UUID) -> ApprovalPolicy | None:
+        """The policy gating the profile's legacy profile-scoped enrollment, if any."""
+        row = await self._get_by(_p.c.application_id.is_(None), _p.c.profile_id == profile_id)
+        return _policy(row) if row else None
+
+    async def list_legacy(self, project_id: uuid.UUID) -> builtins.list[ApprovalPolicy]:
+        rows = await self._all(
+            select(_p)
+            .where(_p.c.application_id.is_(None), _p.c.project_id == project_id)
+            .order_by(_p.c.created_at, _p.c.id)
+        )
+        return [_policy(r) for r in rows]
+
+    async def add_legacy(self, policy: ApprovalPolicy) -> None:
+        """Insert a legacy policy (the REST API never creates one: they come with a legacy
+        project); Conflict when the profile already has one."""
+        if policy.application_id is not None or policy.project_id is None:
+            raise ValueError("a legacy approval policy has a project and no application")
+        await self._insert(
+            _policy_values(policy),
+            {
+                tables_approvals.LEGACY_POLICY_INDEX: lambda: Conflict(
+                    "this profile already has a legacy approval policy"
+                ),
+            },
+        )
+
+    async def update_legacy(self, policy: ApprovalPolicy) -> ApprovalPolicy | None:
+        """Replace the steps, bypass and TTL of the legacy policy `policy.id` (id, profile,
+        project and created_at never change); None when there is no such legacy policy."""
+        row = await self._update_returning(
+            update(_p)
+            .where(_p.c.id == policy.id, _p.c.application_id.is_(None))
+            .values(
+                {
+                    k: v
+                    for k, v in _policy_values(policy).items()
+                    if k in ("steps", "bypass", "request_ttl_seconds")
+                }
+            )
+            .returning(*_p.c)
+        )
+        return _policy(row) if row else None
+
+    async def delete_legacy(self, policy_id: uuid.UUID) -> bool:
+        result = await self._guarded(
+            delete(_p).where(_p.c.id == policy_id, _p.c.application_id.is_(None))
         )
         return bool(result.rowcount)
 
@@ -171,6 +225,8 @@ class RequestFilter:
     state: RequestState | None = None
     requester_id: uuid.UUID | None = None
     profile_id: uuid.UUID | None = None
+    # Legacy requests (no application) of this project's profiles.
+    legacy_project_id: uuid.UUID | None = None
 
 
 def _conditions(f: RequestFilter) -> builtins.list[ColumnElement[bool]]:
@@ -183,6 +239,14 @@ def _conditions(f: RequestFilter) -> builtins.list[ColumnElement[bool]]:
         where.append(_r.c.requester_id == f.requester_id)
     if f.profile_id is not None:
         where.append(_r.c.profile_id == f.profile_id)
+    if f.legacy_project_id is not None:
+        profiles = tables.profiles
+        where.append(_r.c.application_id.is_(None))
+        where.append(
+            _r.c.profile_id.in_(
+                select(profiles.c.id).where(profiles.c.project_id == f.legacy_project_id)
+            )
+        )
     return where
 
 
@@ -232,13 +296,24 @@ class RequestRepository(Repository):
         )
 
     async def list_due(
-        self, application_id: uuid.UUID, now: datetime, limit: int = 500
+        self,
+        application_id: uuid.UUID | None,
+        now: datetime,
+        limit: int = 500,
+        *,
+        legacy_project_id: uuid.UUID | None = None,
     ) -> builtins.list[CertificateRequest]:
-        """Open requests of an application whose approval window has passed."""
+        """Open requests of an application (or, application_id None, the legacy requests of
+        `legacy_project_id`) whose approval window has passed."""
+        owner = _conditions(
+            RequestFilter(application_id=application_id, legacy_project_id=legacy_project_id)
+        )
+        if not owner:
+            raise ValueError("list_due needs an application or a legacy project")
         rows = await self._all(
             select(_r)
             .where(
-                _r.c.application_id == application_id,
+                *owner,
                 _r.c.state == RequestState.OPEN.value,
                 _r.c.expires_at <= now,
             )

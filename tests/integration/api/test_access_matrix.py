@@ -37,6 +37,7 @@ from tests.integration.api.access_world import (
     open_world,
 )
 from tests.integration.api.conftest import make_config
+from tests.integration.api.legacy_world import legacy_samples
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -375,6 +376,8 @@ SAMPLES: dict[str, Sample] = {
     "audit.list": Sample(A.PRODUCT_ADMIN, 200, fixed(Call(query={"limit": "5"}))),
     "audit.application": Sample(A.APP_READ, 200, fixed(Call(DEMO, query={"limit": "5"}))),
 }
+# A legacy project's approval policies and requests (tests/integration/api/legacy_world.py).
+SAMPLES.update(legacy_samples(lambda status, build: Sample(A.PRODUCT_ADMIN, status, build)))
 
 
 # --- the tests -----------------------------------------------------------------------------

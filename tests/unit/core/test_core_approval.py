@@ -244,6 +244,10 @@ class _Policies:
     async def get_for(self, application_id: uuid.UUID, profile_id: uuid.UUID) -> Any:
         return self.policy
 
+    async def get_legacy(self, profile_id: uuid.UUID) -> Any:
+        # A legacy enrollment is held only by a legacy (project-level) policy.
+        return self.policy if self.policy is not None and self.policy.legacy else None
+
 
 class _Uow:
     def __init__(self, policy: ApprovalPolicy | None) -> None:
