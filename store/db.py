@@ -50,6 +50,12 @@ from store.repos import (
     TokenRepository,
 )
 from store.repos.acme import AcmeRepository
+from store.repos.alerts import (
+    AlertRepository,
+    DeliveryRepository,
+    ExpiryRepository,
+    LeaseRepository,
+)
 from store.repos.approvals import ApprovalPolicyRepository, RequestRepository
 from store.repos.members import MemberRepository
 from store.repos.scep import ScepRepository
@@ -258,6 +264,22 @@ class Tx:
     @cached_property
     def scep(self) -> ScepRepository:
         return ScepRepository(self.session, self._dialect)
+
+    @cached_property
+    def alerts(self) -> AlertRepository:
+        return AlertRepository(self.session, self._dialect)
+
+    @cached_property
+    def deliveries(self) -> DeliveryRepository:
+        return DeliveryRepository(self.session, self._dialect)
+
+    @cached_property
+    def expiry(self) -> ExpiryRepository:
+        return ExpiryRepository(self.session, self._dialect)
+
+    @cached_property
+    def leases(self) -> LeaseRepository:
+        return LeaseRepository(self.session, self._dialect)
 
 
 class Database:

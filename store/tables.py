@@ -285,5 +285,6 @@ from store import (  # noqa: E402, F401
     tables_acme,
     tables_approvals,
     tables_cache,
+    tables_events,
     tables_scep,
 )
