@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 
 from gateway.app import create_app
+from gateway.core.model import ApprovalPolicy, ApprovalStep, new_id
+from gateway.services.graph import Services
 from tests.helpers.databases import Seed
 from tests.integration.api.conftest import Gateway, make_config
 from tests.integration.est.est_helpers import b64, basic, certs_from_cms, csr_der
@@ -48,3 +52,26 @@ async def legacy_est_enroll(gw: Gateway, cn: str) -> tuple[int, x509.Certificate
     (cert,) = certs_from_cms(body)
     assert cert.subject.rfc4514_string() == f"CN={cn}"
     return resp.status, cert
+
+
+async def add_legacy_policy(
+    services: Services, profile_id: str, approvers: list[str], required: int = 1
+) -> str:
+    """A legacy policy on a profile, as a legacy project brings it (the REST API never
+    creates one)."""
+    pid = uuid.UUID(profile_id)
+    async with services.db.transaction() as tx:
+        profile = await tx.profiles.get(pid)
+        assert profile is not None
+        policy = ApprovalPolicy(
+            id=new_id(),
+            application_id=None,
+            profile_id=pid,
+            steps=(ApprovalStep(tuple(uuid.UUID(a) for a in approvers), required),),
+            bypass=(),
+            request_ttl_seconds=3600,
+            created_at=datetime.now(UTC),
+            project_id=profile.project_id,
+        )
+        await tx.approval_policies.add_legacy(policy)
+    return str(policy.id)

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import urllib.parse
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gateway.core.model import ApprovalPolicy, ApprovalStep, new_id
 from tests.helpers.databases import Seed
 from tests.integration.api.conftest import Gateway
-from tests.integration.api.legacy_helpers import legacy_est_enroll, proxied_gateway
+from tests.integration.api.legacy_helpers import (
+    add_legacy_policy,
+    legacy_est_enroll,
+    proxied_gateway,
+)
 from tests.integration.est.est_helpers import b64, basic, certs_from_cms, csr_der
 
 
@@ -31,26 +33,6 @@ async def gateway(
 
 async def project_id(gw: Gateway) -> str:
     return str((await gw.get("/api/v1/projects"))["items"][0]["id"])
-
-
-async def add_legacy_policy(gw: Gateway, approvers: list[str], required: int = 1) -> str:
-    """A legacy policy on the bootstrap's legacy profile, as a legacy project brings it."""
-    profile_id = uuid.UUID(gw.bootstrap["legacy_profile_id"])
-    async with gw.services.db.transaction() as tx:
-        profile = await tx.profiles.get(profile_id)
-        assert profile is not None
-        policy = ApprovalPolicy(
-            id=new_id(),
-            application_id=None,
-            profile_id=profile_id,
-            steps=(ApprovalStep(tuple(uuid.UUID(a) for a in approvers), required),),
-            bypass=(),
-            request_ttl_seconds=3600,
-            created_at=datetime.now(UTC),
-            project_id=profile.project_id,
-        )
-        await tx.approval_policies.add_legacy(policy)
-    return str(policy.id)
 
 
 async def admin_id(gw: Gateway) -> str:
@@ -73,7 +55,9 @@ async def est_post(gw: Gateway, der: bytes) -> tuple[int, dict[str, str], bytes]
 
 async def test_ok_legacy_policy_gates_legacy_enrollment(gateway: Gateway) -> None:
     pid = await project_id(gateway)
-    await add_legacy_policy(gateway, [await admin_id(gateway)])
+    await add_legacy_policy(
+        gateway.services, gateway.bootstrap["legacy_profile_id"], [await admin_id(gateway)]
+    )
     der, _ = csr_der("held.example.com")
     status, headers, _ = await est_post(gateway, der)
     assert status == 202 and int(headers["Retry-After"]) > 0  # EST's "pending" (RFC 7030 §4.2.3)
@@ -108,7 +92,9 @@ async def test_ok_legacy_policy_gates_legacy_enrollment(gateway: Gateway) -> Non
 
 async def test_ok_reject(gateway: Gateway) -> None:
     pid = await project_id(gateway)
-    await add_legacy_policy(gateway, [await admin_id(gateway)])
+    await add_legacy_policy(
+        gateway.services, gateway.bootstrap["legacy_profile_id"], [await admin_id(gateway)]
+    )
     der, _ = csr_der("refused.example.com")
     assert (await est_post(gateway, der))[0] == 202
     (held,) = (await gateway.get(f"/api/v1/projects/{pid}/requests?state=open"))["items"]
@@ -123,7 +109,9 @@ async def test_ok_reject(gateway: Gateway) -> None:
 async def test_ok_read_edit_delete(gateway: Gateway) -> None:
     pid = await project_id(gateway)
     admin = await admin_id(gateway)
-    policy_id = await add_legacy_policy(gateway, [admin])
+    policy_id = await add_legacy_policy(
+        gateway.services, gateway.bootstrap["legacy_profile_id"], [admin]
+    )
     base = f"/api/v1/projects/{pid}/approval-policies"
     (listed,) = (await gateway.get(base))["items"]
     assert listed["id"] == policy_id and listed["project_id"] == pid
@@ -182,7 +170,9 @@ async def test_fail_create_is_legacy_read_only(gateway: Gateway) -> None:
 
 async def test_fail_other_project_sees_nothing(gateway: Gateway) -> None:
     pid = await project_id(gateway)
-    policy_id = await add_legacy_policy(gateway, [await admin_id(gateway)])
+    policy_id = await add_legacy_policy(
+        gateway.services, gateway.bootstrap["legacy_profile_id"], [await admin_id(gateway)]
+    )
     der, _ = csr_der("mine.example.com")
     assert (await est_post(gateway, der))[0] == 202
     (held,) = (await gateway.get(f"/api/v1/projects/{pid}/requests"))["items"]
@@ -198,7 +188,9 @@ async def test_fail_not_an_approver(gateway: Gateway) -> None:
     """A Product Admin may reach the routes, but only the policy's approvers decide."""
     pid = await project_id(gateway)
     someone = await gateway.post("/api/v1/principals", {"name": "approver"}, status=201)
-    await add_legacy_policy(gateway, [someone["id"]])
+    await add_legacy_policy(
+        gateway.services, gateway.bootstrap["legacy_profile_id"], [someone["id"]]
+    )
     der, _ = csr_der("other.example.com")
     assert (await est_post(gateway, der))[0] == 202
     (held,) = (await gateway.get(f"/api/v1/projects/{pid}/requests"))["items"]
