@@ -74,6 +74,39 @@ class LoggingConfig:
 
 
 @dataclass
+class SmtpConfig:
+    """The mail relay of email alerts. Empty host: email channels fail their deliveries
+    with "SMTP is not configured" (visible in the deliveries list) instead of vanishing."""
+
+    host: str = ""
+    port: int = 587
+    username: str = ""
+    password: str = ""
+    # The envelope and header sender; TOML and the environment spell it `from`.
+    from_: str = "certgate@localhost"
+    # STARTTLS before AUTH (RFC 3207); refused when the server does not offer it.
+    starttls: bool = True
+    # CA bundle to verify the server's certificate with; empty: the system's.
+    ca_file: str = ""
+    timeout_s: float = 10.0
+
+
+@dataclass
+class EventsConfig:
+    # Seconds between expiry scans (one process at a time, under a database lease).
+    scan_interval_s: float = 3600.0
+    # The first retry delay of a failed delivery; it doubles per attempt, with jitter.
+    retry_base_s: float = 30.0
+    # Webhook, Slack and PagerDuty targets in private, loopback or link-local ranges are
+    # refused unless this is set (a webhook URL would otherwise reach internal services).
+    allow_private_targets: bool = False
+    # Attempts of one delivery before it is marked failed.
+    max_attempts: int = 8
+    # Seconds one attempt may take (connect, send, answer).
+    send_timeout_s: float = 10.0
+
+
+@dataclass
 class Config:
     home: Path = field(default_factory=lambda: Path(".certgate"))
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -82,6 +115,8 @@ class Config:
     acme: AcmeConfig = field(default_factory=AcmeConfig)
     pki: PkiConfig = field(default_factory=PkiConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
     # CERTGATE_ROOT_KEY; kept out of the TOML on purpose (a secret in a config file
     # tends to end up in a repository).
     root_key: str | None = None
@@ -111,7 +146,9 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-_SECTIONS = ("server", "tls", "database", "acme", "pki", "logging")
+_SECTIONS = ("server", "tls", "database", "acme", "pki", "logging", "smtp", "events")
+# Setting names that are Python keywords, as the dataclass field spells them.
+_FIELD_NAMES = {("smtp", "from"): "from_"}
 
 
 def _coerce(value: Any, annotation: str, where: str) -> Any:
@@ -130,6 +167,13 @@ def _coerce(value: Any, annotation: str, where: str) -> Any:
             if isinstance(value, bool | float):
                 raise ValueError(value)
             return int(value)
+        if annotation == "float":
+            if isinstance(value, bool):
+                raise ValueError(value)
+            number = float(value)
+            if number != number or number in (float("inf"), float("-inf")):
+                raise ValueError(value)
+            return number
         if annotation.startswith("list"):
             if isinstance(value, list):
                 return [str(v) for v in value]
@@ -142,6 +186,7 @@ def _coerce(value: Any, annotation: str, where: str) -> Any:
 def _apply(section_obj: Any, values: dict[str, Any], source: str, section: str) -> None:
     hints = {f.name: str(f.type) for f in dataclasses.fields(section_obj)}
     for key, value in values.items():
+        key = _FIELD_NAMES.get((section, key), key)
         if key not in hints:
             raise ConfigError(f"{source}: unknown setting '{section}.{key}'")
         setattr(section_obj, key, _coerce(value, hints[key], f"{source} {section}.{key}"))
@@ -187,7 +232,19 @@ def _check_ports(config: Config) -> None:
         "server.https_port": config.server.https_port,
         "acme.http01_port": config.acme.http01_port,
         "acme.tlsalpn01_port": config.acme.tlsalpn01_port,
+        "smtp.port": config.smtp.port,
     }
     for where, port in ports.items():
         if not 0 < port < 65536:
             raise ConfigError(f"{where}: {port} is not a TCP port (1-65535)")
+    # Zero would make a worker or a scan spin; a negative delay is meaningless.
+    positive = {
+        "events.scan_interval_s": config.events.scan_interval_s,
+        "events.retry_base_s": config.events.retry_base_s,
+        "events.max_attempts": config.events.max_attempts,
+        "events.send_timeout_s": config.events.send_timeout_s,
+        "smtp.timeout_s": config.smtp.timeout_s,
+    }
+    for where, number in positive.items():
+        if not number > 0:
+            raise ConfigError(f"{where}: {number} must be greater than 0")

@@ -44,6 +44,13 @@ def test_defaults_without_file_or_environment() -> None:
     assert config.acme.resolvers == []
     assert config.pki.key_type == "ec-p256"
     assert config.logging.level == "INFO"
+    assert config.smtp.host == ""
+    assert config.smtp.port == 587
+    assert config.smtp.starttls is True
+    assert config.smtp.from_ == "certgate@localhost"
+    assert config.events.scan_interval_s == 3600
+    assert config.events.retry_base_s == 30
+    assert config.events.allow_private_targets is False
     assert config.root_key is None
     assert config.base_url == "http://127.0.0.1:8080"
     assert config.https_base_url == "https://localhost:8443"
@@ -117,6 +124,17 @@ def test_toml_file_sets_every_section(tmp_path: Path) -> None:
     assert config.pki.crl_validity_hours == 12
     assert config.pki.crl_refresh_hours == 3
     assert config.logging.level == "DEBUG"
+    assert (config.smtp.host, config.smtp.port) == ("smtp.example.com", 2525)
+    assert (config.smtp.username, config.smtp.password) == ("alerts", "mail-secret")
+    assert config.smtp.from_ == "pki@example.com"
+    assert config.smtp.starttls is False
+    assert config.smtp.ca_file == "/etc/certgate/smtp-ca.pem"
+    assert config.smtp.timeout_s == 5.5
+    assert config.events.scan_interval_s == 60.0
+    assert config.events.retry_base_s == 0.5
+    assert config.events.max_attempts == 3
+    assert config.events.send_timeout_s == 2.0
+    assert config.events.allow_private_targets is True
     # The trailing slash of public_base_url is dropped.
     assert config.base_url == "https://pki.example.com"
 
@@ -293,6 +311,78 @@ ENV_CASES = [
         "ok/logging_level",
     ),
     case(
+        "CERTGATE_SMTP__HOST",
+        "mail.test",
+        "[smtp]\nhost = 'file.test'\n",
+        lambda c: c.smtp.host,
+        "mail.test",
+        "ok/smtp_host",
+    ),
+    case(
+        "CERTGATE_SMTP__PORT",
+        "2525",
+        "[smtp]\nport = 25\n",
+        lambda c: c.smtp.port,
+        2525,
+        "ok/smtp_port",
+    ),
+    case(
+        "CERTGATE_SMTP__USERNAME",
+        "env-user",
+        "[smtp]\nusername = 'file-user'\n",
+        lambda c: c.smtp.username,
+        "env-user",
+        "ok/smtp_username",
+    ),
+    case(
+        "CERTGATE_SMTP__PASSWORD",
+        "env-pass",
+        "[smtp]\npassword = 'file-pass'\n",
+        lambda c: c.smtp.password,
+        "env-pass",
+        "ok/smtp_password",
+    ),
+    case(
+        "CERTGATE_SMTP__FROM",
+        "alerts@env.test",
+        "[smtp]\nfrom = 'alerts@file.test'\n",
+        lambda c: c.smtp.from_,
+        "alerts@env.test",
+        "ok/smtp_from",
+    ),
+    case(
+        "CERTGATE_SMTP__STARTTLS",
+        "false",
+        "[smtp]\nstarttls = true\n",
+        lambda c: c.smtp.starttls,
+        False,
+        "ok/smtp_starttls",
+    ),
+    case(
+        "CERTGATE_EVENTS__SCAN_INTERVAL_S",
+        "5",
+        "[events]\nscan_interval_s = 60\n",
+        lambda c: c.events.scan_interval_s,
+        5.0,
+        "ok/events_scan_interval",
+    ),
+    case(
+        "CERTGATE_EVENTS__RETRY_BASE_S",
+        "0.25",
+        "[events]\nretry_base_s = 10\n",
+        lambda c: c.events.retry_base_s,
+        0.25,
+        "ok/events_retry_base",
+    ),
+    case(
+        "CERTGATE_EVENTS__ALLOW_PRIVATE_TARGETS",
+        "true",
+        "[events]\nallow_private_targets = false\n",
+        lambda c: c.events.allow_private_targets,
+        True,
+        "ok/events_allow_private_targets",
+    ),
+    case(
         "CERTGATE_DATABASE__ECHO",
         "true",
         "[database]\necho = false\n",
@@ -421,6 +511,26 @@ def test_the_real_environment_is_used_when_environ_is_omitted(
             {"CERTGATE_ACME__HTTP01_PORT": "0"},
             "acme.http01_port: 0 is not a TCP port (1-65535)",
             id="fail/env-port-zero",
+        ),
+        pytest.param(
+            {"CERTGATE_SMTP__PORT": "0"},
+            "smtp.port: 0 is not a TCP port (1-65535)",
+            id="fail/env-smtp-port",
+        ),
+        pytest.param(
+            {"CERTGATE_EVENTS__RETRY_BASE_S": "0"},
+            "events.retry_base_s: 0.0 must be greater than 0",
+            id="fail/env-retry-base-zero",
+        ),
+        pytest.param(
+            {"CERTGATE_EVENTS__SCAN_INTERVAL_S": "nan"},
+            "events.scan_interval_s: 'nan' is not a valid float",
+            id="fail/env-scan-interval-nan",
+        ),
+        pytest.param(
+            {"CERTGATE_EVENTS__SCAN_INTERVAL_S": "hourly"},
+            "events.scan_interval_s: 'hourly' is not a valid float",
+            id="fail/env-scan-interval-text",
         ),
     ],
 )
