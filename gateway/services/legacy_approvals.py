@@ -14,7 +14,7 @@ same EnrollmentService rules as application requests (not your own, one step at 
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from gateway.core.approval import Decision, request_event, withdraw
 from gateway.core.errors import Conflict, NotFound
@@ -76,7 +76,7 @@ async def get_policy(
         return (await _slugs(tx, [await _policy(tx, project_id, policy_id)]))[0]
 
 
-async def refuse_create(services: Services, project_id: uuid.UUID) -> None:
+async def refuse_create(services: Services, project_id: uuid.UUID) -> NoReturn:
     """Creating one is refused whatever the body: new approval rules go into an
     Application (an unknown project is still a 404)."""
     async with services.db.transaction(read_only=True) as tx:
