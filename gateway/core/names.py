@@ -15,6 +15,13 @@ Wildcard rule (RFC 6125 §6.4.3, narrowed the way CA/Browser Forum practice narr
   `w*.example.com` do not).
 * deny: a wildcard SAN is denied if ANY name it covers would be denied, so deny
   `secret.example.com` refuses `*.example.com` too.
+
+Subject CN rules match the same way (a CN is a host name to every TLS client that still
+reads it, RFC 6125 §6.4.4): `*` stays inside one label, so `127.*` no longer allows
+`127.evil.org`; a pattern that is exactly `*` allows any value, and a CN that is an IP
+address is matched against CIDR patterns (`127.0.0.0/8`) or, for other patterns, its
+canonical text (an IP has no labels to escape from). On a TLS profile (its certificate
+carries the server_auth EKU) the CN must be a valid host name or IP address.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Iterable
 
 from cryptography import x509
@@ -164,6 +172,12 @@ def dns_syntax_problem(name: str) -> str | None:
     return None
 
 
+def has_control_character(value: str) -> bool:
+    """NUL, newlines and the other C0/C1 controls: no name or attribute value needs them,
+    and they make `a.example.org\\0.test` read as `a.example.org` to C string code."""
+    return any(unicodedata.category(char) == "Cc" for char in value)
+
+
 def _pattern_labels(pattern: str) -> list[str]:
     return normalize_dns(pattern).split(".")
 
@@ -231,10 +245,81 @@ def ip_deny_hit(address: IPAddress, networks: Iterable[IPNetwork]) -> IPNetwork 
     return hit
 
 
+# --- common name (RFC 5280 §4.1.2.6; a host name to TLS clients, RFC 6125 §6.4.4) -------
+
+
+def _as_ip(value: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        return None
+
+
+def _cn_ip_hit(address: IPAddress, pattern: str, deny: bool) -> bool:
+    try:
+        network = ipaddress.ip_network(pattern.strip(), strict=False)
+    except ValueError:
+        # A glob over the canonical text is safe here: an address has no labels, so `*`
+        # can only stand for digits, dots or colons (`127.*` is 127.0.0.0/8).
+        return glob_match(str(address), pattern.strip())
+    hit = ip_deny_hit if deny else ip_in_any
+    return hit(address, [network]) is not None
+
+
+def cn_matches(value: str, pattern: str, *, deny: bool) -> bool:
+    """Does a CN rule pattern hit `value`? `*` alone matches any value; otherwise an IP is
+    matched as an address and anything else label by label, exactly like a DNS SAN (a
+    deny pattern also hits a wildcard CN covering a name it denies)."""
+    if pattern.strip() == "*":
+        return True
+    address = _as_ip(value)
+    if address is not None:
+        return _cn_ip_hit(address, pattern, deny)
+    name = value.lower()
+    return dns_denied_by(name, pattern) if deny else dns_allowed_by(name, pattern)
+
+
+def _first_hit(value: str, patterns: Iterable[str], is_cn: bool, *, deny: bool) -> str | None:
+    if not is_cn:
+        return glob_any(value, patterns)
+    return next((p for p in patterns if cn_matches(value, p, deny=deny)), None)
+
+
+def cn_host_problem(value: str) -> str | None:
+    """Why a CN is not usable as a TLS server's name (a host name or an IP address)."""
+    if _as_ip(value) is not None:
+        return None
+    if value.endswith("."):
+        return "it ends with a dot"
+    problem = dns_syntax_problem(value.lower())
+    return None if problem is None else f"it {problem}"
+
+
+def cn_as_san(value: str) -> x509.GeneralName:
+    """The SAN a host-name or IP CN stands for."""
+    address = _as_ip(value)
+    return x509.IPAddress(address) if address is not None else x509.DNSName(value.lower())
+
+
+def cn_among_sans(value: str, sans: Iterable[x509.GeneralName]) -> bool:
+    wanted = cn_as_san(value)
+    for name in sans:
+        if isinstance(wanted, x509.DNSName) and isinstance(name, x509.DNSName):
+            if normalize_dns(name.value) == wanted.value:
+                return True
+        elif isinstance(name, x509.IPAddress) and name == wanted:
+            return True
+    return False
+
+
 # --- subject -----------------------------------------------------------------------------
 
 
-def check_subject(subject: x509.Name, rules: PolicyRules, out: Findings) -> None:
+def check_subject(
+    subject: x509.Name, rules: PolicyRules, out: Findings, *, tls: bool = False
+) -> None:
+    """Every subject attribute against its rule; `tls`: the certificate is a TLS server
+    certificate, so its CN must be a host name or an IP address."""
     by_name: dict[str, SubjectRule] = {}
     for listed in rules.subject:
         by_name.setdefault(canonical_attribute(listed.attribute), listed)
@@ -245,6 +330,24 @@ def check_subject(subject: x509.Name, rules: PolicyRules, out: Findings) -> None
         value = attr.value if isinstance(attr.value, str) else attr.value.hex()
         shown = f"{short}={value}"
         present.add(key)
+        if has_control_character(value):
+            out.add(
+                "subject.value.invalid",
+                f"Subject {short} {value!r} contains a control character",
+                shown,
+            )
+            continue
+        is_cn = attr.oid == NameOID.COMMON_NAME
+        if is_cn and tls:
+            problem = cn_host_problem(value)
+            if problem is not None:
+                out.add(
+                    "subject.cn.invalid",
+                    f"Subject CN '{value}' is neither a valid host name nor an IP address "
+                    f"({problem}); on a TLS server profile the CN is one of the server's names",
+                    shown,
+                )
+                continue
         rule = by_name.get(key)
         if rule is None:
             if not rules.allow_other_subject_attributes:
@@ -256,14 +359,14 @@ def check_subject(subject: x509.Name, rules: PolicyRules, out: Findings) -> None
                     shown,
                 )
             continue
-        denied = glob_any(value, rule.deny)
+        denied = _first_hit(value, rule.deny, is_cn, deny=True)
         if denied is not None:
             out.add(
                 "subject.value.denied",
                 f"Subject {short} '{value}' is denied by the policy (matches '{denied}')",
                 shown,
             )
-        elif glob_any(value, rule.allow) is None:
+        elif _first_hit(value, rule.allow, is_cn, deny=False) is None:
             out.add(
                 "subject.value.not_allowed",
                 f"Subject {short} '{value}' is not allowed by the policy "
@@ -368,6 +471,8 @@ def _check_ip(value: IPAddress | IPNetwork, rule: NameRule, out: Findings) -> No
 
 
 def _text_problem(kind: str, value: str) -> str | None:
+    if has_control_character(value):
+        return "contains a control character"
     if kind == "email":
         # RFC 5280 §4.2.1.6: an rfc822Name SAN is a mailbox, local-part@domain.
         local, at, domain = value.rpartition("@")

@@ -8,8 +8,10 @@ then nothing about its contents can be trusted.
 Rule ids in `Violation.rule` are stable and public:
   identity.missing
   subject.attribute.not_allowed  subject.attribute.required
-  subject.value.not_allowed      subject.value.denied
-  san.required  san.<dns|ip|email|uri>.<invalid|not_allowed|denied>  san.other.not_allowed
+  subject.value.not_allowed      subject.value.denied  subject.value.invalid
+  subject.cn.invalid  subject.cn.not_in_sans
+  san.required
+  san.<dns|ip|email|uri>.<invalid|not_allowed|denied>  san.other.not_allowed
   key.algorithm.not_allowed  key.rsa.too_small  key.ec.curve_not_allowed
   key_usage.ca  key_usage.empty  key_usage.unknown  key_usage.incompatible_key
   key_usage.none_usable  key_usage.not_allowed  key_usage.required
@@ -34,7 +36,7 @@ from gateway.core import names
 from gateway.core.csr import SIGNATURE_FAILED, common_name, csr_extensions, key_type_label
 from gateway.core.errors import BadCSR, PolicyDenied
 from gateway.core.model import PolicyRules, Profile
-from gateway.core.names import Findings, listing
+from gateway.core.names import Findings, has_control_character, listing
 from gateway.core.template import CertificateTemplate
 
 _E = TypeVar("_E", bound=x509.ExtensionType)
@@ -157,13 +159,21 @@ def evaluate(
     san_list: tuple[x509.GeneralName, ...] = tuple(sans) if sans is not None else ()
 
     out = Findings()
-    if not common_name(csr.subject) and not san_list:
+    cn = common_name(csr.subject)
+    if not cn and not san_list:
         out.add(
             "identity.missing",
             "The CSR names nothing to certify: it has neither a subject common name "
             "(CN) nor any subject alternative name",
         )
-    names.check_subject(csr.subject, rules, out)
+    # The EKUs decide whether this is a TLS server certificate, which the name checks
+    # need; their findings still come after the key's, in the documented order.
+    eku_findings = Findings()
+    ekus = _extended_key_usages(extensions, profile, rules, eku_findings)
+    tls = ExtendedKeyUsageOID.SERVER_AUTH in ekus
+    names.check_subject(csr.subject, rules, out, tls=tls)
+    if tls and cn and names.cn_host_problem(cn) is None and not has_control_character(cn):
+        san_list = _cn_in_sans(cn, san_list, rules, out)
     names.check_sans(san_list, rules, out)
     _check_key(public_key, algorithm, rules, out)
     key_usages = _key_usages(extensions, profile, algorithm, rules, out)
@@ -174,7 +184,7 @@ def evaluate(
             "The CSR asks for a CA certificate (basicConstraints cA=TRUE); "
             "CA certificates cannot be enrolled through a profile",
         )
-    ekus = _extended_key_usages(extensions, profile, rules, out)
+    out.extend(eku_findings)
     not_before, not_after = _validity(
         profile, rules, now, requested_validity_days, ca_not_after, out
     )
@@ -189,6 +199,27 @@ def evaluate(
         key_usages=key_usages,
         extended_key_usages=ekus,
     )
+
+
+def _cn_in_sans(
+    cn: str, sans: tuple[x509.GeneralName, ...], rules: PolicyRules, out: Findings
+) -> tuple[x509.GeneralName, ...]:
+    """A TLS client matches only the SANs once there are any (RFC 6125 §6.4.4), and the
+    CA/Browser Forum BRs §7.1.4.3 require the CN to be one of them. A profile has no
+    setting for this (it would need a migration), so the policy decides: under
+    `require_san` the requester must list the CN, otherwise it is added for them."""
+    if names.cn_among_sans(cn, sans):
+        return sans
+    if rules.require_san:
+        if sans:  # with no SAN at all, san.required already says what is missing
+            out.add(
+                "subject.cn.not_in_sans",
+                f"Subject CN '{cn}' is not among the subject alternative names; the policy "
+                "requires the CSR to list every name it certifies as a SAN",
+                cn,
+            )
+        return sans
+    return (*sans, names.cn_as_san(cn))
 
 
 def _extension(extensions: x509.Extensions, kind: type[_E]) -> _E | None:
