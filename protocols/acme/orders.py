@@ -352,7 +352,8 @@ async def certificate(ctx: Ctx) -> web.Response:
     # so there is no alternate to offer: the same path without the root certificate would
     # end at the same trust anchor. rel="up" names the issuer certificate (as in the AIA
     # caIssuers URL, RFC 5280 §4.2.2.1), which clients use to rebuild the chain.
-    issuer = ctx.app_url("pki.ca_cert", ca_id=str(cert.ca_id))
+    # A self-signed certificate (no CA) has no issuer to point at: it is its own.
+    issuer = ctx.app_url("pki.ca_cert", ca_id=str(cert.ca_id)) if cert.ca_id else None
     if issuer is not None:
         ctx.headers["Link"] = f'<{issuer}>;rel="up"'
     body = cert.certificate_pem + cert.chain_pem
