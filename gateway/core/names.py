@@ -7,8 +7,9 @@ Wildcard rule (RFC 6125 §6.4.3, narrowed the way CA/Browser Forum practice narr
 * In a policy pattern, each `*` matches one or more characters inside ONE label, so
   `*.example.com` allows `a.example.com` but neither `a.b.example.com` nor `example.com`.
 * A requested SAN may itself be a wildcard only in the form `*.<name>`: the whole leftmost
-  label is `*` (no `f*.example.com`, no `*` elsewhere) and at least one label follows
-  (`*.test` is a valid demo name; whether `*.com` is acceptable is the policy's call).
+  label is `*` (no `f*.example.com`, no `*` elsewhere) and at least two labels follow: a
+  wildcard directly under one label (`*.test`, `*.com`) would cover a whole top-level
+  domain, which no policy pattern can sensibly mean (CA/Browser Forum BR §3.2.2.6).
 * allow: a wildcard SAN is allowed only by a pattern whose label in that position is
   exactly `*`, i.e. a pattern that covers EVERY name the wildcard certificate would be good
   for (`*.example.com` and `*.*.com` allow `*.example.com`; `www.example.com` and
@@ -165,6 +166,9 @@ def dns_syntax_problem(name: str) -> str | None:
             return "has a wildcard that is not the whole leftmost label"
         if len(labels) < 2:
             return "is a bare wildcard"
+        if len(labels) < 3:
+            # `*.test` would cover a whole top-level domain (CA/B Forum BR §3.2.2.6).
+            return "is a wildcard directly under a single label"
         labels = labels[1:]
     for label in labels:
         if not _LABEL.fullmatch(label):
@@ -384,6 +388,26 @@ def check_subject(
 
 # --- subject alternative names (RFC 5280 §4.2.1.6) ---------------------------------------
 
+# RFC 5280 sets no limit; a certificate with thousands of names is a denial of service on
+# every client that parses it, and public CAs stop at 100 (Let's Encrypt's order limit).
+MAX_SANS = 100
+
+
+def unique_sans(sans: Iterable[x509.GeneralName]) -> tuple[x509.GeneralName, ...]:
+    """The SANs with repeats dropped (first spelling kept): a DNS name differing only in
+    case is the same name (RFC 4343 §3), and a repeated name adds nothing but lint
+    findings to the certificate."""
+    seen: set[tuple[str, str]] = set()
+    kept: list[x509.GeneralName] = []
+    for name in sans:
+        key = (san_type(name), san_string(name))
+        if isinstance(name, x509.DNSName):
+            key = ("dns", name.value.lower())
+        if key not in seen:
+            seen.add(key)
+            kept.append(name)
+    return tuple(kept)
+
 
 def check_sans(sans: tuple[x509.GeneralName, ...], rules: PolicyRules, out: Findings) -> None:
     if rules.require_san and not sans:
@@ -391,6 +415,15 @@ def check_sans(sans: tuple[x509.GeneralName, ...], rules: PolicyRules, out: Find
             "san.required",
             "The policy requires at least one subject alternative name, but the CSR has none",
         )
+    if len(sans) > MAX_SANS:
+        # Judging thousands of names one by one would only bury this in violations.
+        out.add(
+            "san.too_many",
+            f"The CSR asks for {len(sans)} subject alternative names; at most {MAX_SANS} "
+            "are issued in one certificate",
+            str(len(sans)),
+        )
+        return
     for name in sans:
         if isinstance(name, x509.DNSName):
             _check_dns(name.value, rules.dns, out)
@@ -424,6 +457,10 @@ def _none_allowed(kind: str, label: str, value: str) -> Violation:
 def _check_dns(value: str, rule: NameRule, out: Findings) -> None:
     name = normalize_dns(value)
     problem = dns_syntax_problem(name)
+    if value.endswith(".") and problem is None:
+        # RFC 5280 §4.2.1.6: a dNSName is in the preferred name syntax (RFC 1034 §3.5),
+        # which has no root label; relying parties compare names without the dot.
+        problem = "ends with a dot (a SAN names the host without the DNS root label)"
     if problem is not None:
         out.add("san.dns.invalid", f"DNS name '{value}' {problem}", value)
         return

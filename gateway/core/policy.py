@@ -10,7 +10,7 @@ Rule ids in `Violation.rule` are stable and public:
   subject.attribute.not_allowed  subject.attribute.required
   subject.value.not_allowed      subject.value.denied  subject.value.invalid
   subject.cn.invalid  subject.cn.not_in_sans
-  san.required
+  san.required  san.too_many
   san.<dns|ip|email|uri>.<invalid|not_allowed|denied>  san.other.not_allowed
   key.algorithm.not_allowed  key.rsa.too_small  key.ec.curve_not_allowed
   key_usage.ca  key_usage.empty  key_usage.unknown  key_usage.incompatible_key
@@ -172,6 +172,7 @@ def evaluate(
     ekus = _extended_key_usages(extensions, profile, rules, eku_findings)
     tls = ExtendedKeyUsageOID.SERVER_AUTH in ekus
     names.check_subject(csr.subject, rules, out, tls=tls)
+    san_list = names.unique_sans(san_list)
     if tls and cn and names.cn_host_problem(cn) is None and not has_control_character(cn):
         san_list = _cn_in_sans(cn, san_list, rules, out)
     names.check_sans(san_list, rules, out)
