@@ -76,6 +76,27 @@ def stored_problem_json(problem: StoredProblem | None) -> dict[str, Any] | None:
     return out
 
 
+def _check_issuable(ctx: Ctx) -> None:
+    """Refuse an order this directory could never finalize, before the client proves
+    anything: a self-signed profile signs with the certificate's own key, which an ACME
+    client keeps (it sends a CSR, RFC 8555 §7.4), and an external CA's key is not held
+    here. RFC 8555 has no error for "this server issues nothing here"; like Boulder for
+    names it will not issue for, rejectedIdentifier, with the reason."""
+    profile, ca = ctx.target.profile, ctx.target.ca
+    if profile.self_signed:
+        raise Problem(
+            "rejectedIdentifier",
+            f"profile '{profile.slug}' is self-signed: its certificates are signed by a key "
+            "generated here, so it cannot issue for an ACME client's own key",
+        )
+    if ca is not None and not ca.holds_key:
+        raise Problem(
+            "rejectedIdentifier",
+            f"profile '{profile.slug}' issues through the external CA '{ca.name}', whose key "
+            "is held outside certgate (ca_external): nothing can be issued here",
+        )
+
+
 async def new_order(ctx: Ctx) -> web.Response:
     verified = await verify_post(ctx)
     account = verified.account
@@ -94,6 +115,7 @@ async def new_order(ctx: Ctx) -> web.Response:
             f"this directory offers no selectable profiles (asked for {payload.profile!r}); "
             "it always issues under its own profile",
         )
+    _check_issuable(ctx)
     identifiers = check_identifiers(payload.identifiers)
     replaces = await ari.check_replaces(ctx, account, payload.replaces, identifiers)
     now = ctx.server.now()

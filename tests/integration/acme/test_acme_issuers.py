@@ -1,8 +1,8 @@
-"""ACME finalize on the issuers a legacy project can hold (issue 12, item 2), answered as
-problem documents (RFC 8555 §6.7) and the order turned invalid with that error (§7.4):
-a self-signed profile refuses every CSR as badCSR (the certificate must be signed by its own
-key, which would be the client's); an external CA's profile answers serverInternal, as an
-unusable CA does, with a detail naming the external CA. Nothing is stored."""
+"""ACME on the issuers a legacy project can hold (issue 12, item 2): a directory whose
+profile could never finalize refuses newOrder at once, as a problem document (RFC 8555
+§6.7) — a self-signed profile (its certificates are signed by a key generated here, never
+the client's) and an external CA's profile (its key is not held here). No order, no
+validation, nothing stored."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.acmeclient import AcmeClient, b64, csr_der
-from tests.helpers.acmeharness import AcmeGateway, poll
+from tests.helpers.acmeclient import AcmeClient
+from tests.helpers.acmeharness import AcmeGateway
 from tests.helpers.external_ca import ca_certificate_pem
 
 
@@ -44,15 +44,13 @@ async def _count(gw: AcmeGateway) -> int:
 
 
 @pytest.mark.parametrize(
-    ("issuer", "problem", "status", "needle"),
+    ("issuer", "needle"),
     [
-        pytest.param("self-signed", "badCSR", 400, "is self-signed", id="fail/self-signed"),
-        pytest.param("external", "serverInternal", 500, "is external", id="fail/external"),
+        pytest.param("self-signed", "is self-signed", id="fail/self-signed"),
+        pytest.param("external", "ca_external", id="fail/external"),
     ],
 )
-async def test_fail_finalize(
-    acme_gateway: AcmeGateway, issuer: str, problem: str, status: int, needle: str
-) -> None:
+async def test_fail_new_order(acme_gateway: AcmeGateway, issuer: str, needle: str) -> None:
     gw = acme_gateway
     if issuer == "self-signed":
         body: dict[str, Any] = {"issuer_type": "self-signed"}
@@ -66,14 +64,13 @@ async def test_fail_finalize(
         body = {"ca_id": ca["id"]}
     client = await _acme_profile(gw, "p", body)
     before = await _count(gw)
-    order = await gw.ready_order(client, ["x.example.com"])
-    assert order.body["status"] == "ready", order.body
-    der, _ = csr_der(["x.example.com"])
-    final = await client.post(order.body["finalize"], {"csr": b64(der)})
-    assert final.status == status, final.body
-    assert final.problem == problem and needle in final.body["detail"]
-    assert final.headers["Content-Type"].startswith("application/problem+json")
-    invalid = await poll(client, order.headers["Location"], {"invalid"})
-    assert invalid.body["status"] == "invalid"
-    assert invalid.body["error"]["type"].endswith(problem)
+    queries = len(gw.dns.queries)
+    order = await client.post(
+        client.directory["newOrder"], {"identifiers": [{"type": "dns", "value": "x.example.com"}]}
+    )
+    assert order.status == 400, order.body
+    assert order.problem == "rejectedIdentifier" and needle in order.body["detail"]
+    assert order.headers["Content-Type"].startswith("application/problem+json")
+    assert "Location" not in order.headers
+    assert len(gw.dns.queries) == queries
     assert await _count(gw) == before
