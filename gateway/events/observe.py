@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -20,6 +21,25 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # A client's own id is echoed when it looks like one; anything else is replaced, so a
 # header cannot smuggle arbitrary text into the logs.
 _MAX_ID = 128
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """One protocol route, as a protocol's route table declares it."""
+
+    method: str
+    path: str
+    handler: Handler
+    name: str
+    summary: str
+
+
+def mount(app: web.Application, specs: Iterable[RouteSpec]) -> None:
+    """Add a protocol's routes to the root application, each one observed."""
+    for spec in specs:
+        app.router.add_route(
+            spec.method, spec.path, observed(spec.handler, spec.name), name=spec.name
+        )
 
 
 def request_id(request: web.Request) -> str:

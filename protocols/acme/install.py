@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.events.observe import observed
+from gateway.events.observe import mount
 from protocols.acme.routes import route_specs
 from protocols.acme.server import AcmeServer
 from protocols.acme.settings import binder
@@ -14,7 +14,5 @@ from protocols.acme.settings import binder
 
 def install(app: web.Application) -> None:
     server = AcmeServer()
-    for spec in route_specs(server):
-        handler = observed(spec.handler, spec.name)
-        app.router.add_route(spec.method, spec.path, handler, name=spec.name)
+    mount(app, route_specs(server))
     app.cleanup_ctx.append(binder(server))

@@ -5,11 +5,10 @@ Route names are `acme.<form>.<resource>`; `Ctx.url` builds every URL from them."
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from aiohttp import web
 
+from gateway.events.observe import RouteSpec
 from protocols.acme import accounts, ari, authorizations, orders
 from protocols.acme.problems import Problem, not_found
 from protocols.acme.server import APP, LEGACY, AcmeServer, Ctx, Handler, endpoint
@@ -61,15 +60,6 @@ async def unknown(ctx: Ctx) -> web.Response:
             headers={"Allow": ", ".join(allowed)},
         )
     raise not_found("this ACME resource")
-
-
-@dataclass(frozen=True)
-class RouteSpec:
-    method: str
-    path: str
-    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    name: str
-    summary: str
 
 
 def route_specs(server: AcmeServer) -> list[RouteSpec]:

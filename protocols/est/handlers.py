@@ -27,6 +27,7 @@ from gateway.core.est import (
 )
 from gateway.core.model import EnrollmentMethod
 from gateway.core.target import EnrollmentTarget
+from gateway.events.observe import RouteSpec
 from protocols.est import attrs, wire
 from protocols.est.auth import Channel, IPNetwork, basic_credentials, channel
 from protocols.est.errors import EstError, from_domain, render, unauthorized
@@ -51,15 +52,6 @@ class EstContext:
     trusted_proxies: Sequence[IPNetwork] = ()
     proxy_header: str = PROXY_CERT_HEADER
     https_base_url: str = ""
-
-
-@dataclass(frozen=True)
-class RouteSpec:
-    method: str
-    path: str
-    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    name: str
-    summary: str
 
 
 Resolver = Callable[[EstBackend], Awaitable[EnrollmentTarget]]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.appkeys import SERVICES
-from gateway.events.observe import observed
+from gateway.events.observe import mount
 from gateway.services.graph import Services
 from protocols.est.auth import parse_networks
 from protocols.est.handlers import EstContext, EstHandlers
@@ -33,6 +33,4 @@ def install(app: web.Application) -> None:
             made[:] = [cached]
         return cached[1]
 
-    for spec in EstHandlers(context).routes():
-        handler = observed(spec.handler, spec.name)
-        app.router.add_route(spec.method, spec.path, handler, name=spec.name)
+    mount(app, EstHandlers(context).routes())

@@ -12,7 +12,6 @@ import binascii
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -34,6 +33,7 @@ from gateway.core.scep import (
     check_signing_time,
 )
 from gateway.core.target import EnrollmentTarget
+from gateway.events.observe import RouteSpec
 from protocols.scep.cms import (
     Undecodable,
     addressed_to,
@@ -59,15 +59,6 @@ APP_PATH = NEW_PATH + _TAIL
 LEGACY_ROUTE = LEGACY_PATH + _TAIL
 PKI_MESSAGE = "application/x-pki-message"  # RFC 8894 §4.3
 CA_RA_CERT = "application/x-x509-ca-ra-cert"  # RFC 8894 §4.2.1.2
-
-
-@dataclass(frozen=True)
-class RouteSpec:
-    method: str
-    path: str
-    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    name: str
-    summary: str
 
 
 def _text(status: int, message: str) -> web.Response:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.appkeys import SERVICES
-from gateway.events.observe import observed
+from gateway.events.observe import mount
 from gateway.services.graph import Services
 from protocols.scep.handlers import ScepHandlers
 from protocols.scep.transactions import ScepGateway
@@ -24,6 +24,4 @@ def install(app: web.Application) -> None:
             made[:] = [(svc, ScepGateway(svc))]
         return made[0][1]
 
-    for spec in ScepHandlers(backend).routes():
-        handler = observed(spec.handler, spec.name)
-        app.router.add_route(spec.method, spec.path, handler, name=spec.name)
+    mount(app, ScepHandlers(backend).routes())
