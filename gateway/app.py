@@ -14,6 +14,7 @@ from aiohttp import web
 from gateway import cli
 from gateway.api import (
     acme_settings,
+    alerts,
     applications,
     approvals,
     audit,
@@ -68,6 +69,7 @@ def all_routes() -> list[Route]:
         *me.routes(),
         *approvals.routes(),
         *legacy_approvals.routes(),
+        *alerts.routes(),
         *audit.routes(),
         *est_settings.routes(),
         *acme_settings.routes(),
@@ -105,6 +107,22 @@ async def _crl_refresher(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+async def _alert_workers(app: web.Application) -> AsyncIterator[None]:
+    """Every process delivers alerts and takes its turn at expiry scans (gateway.events)."""
+    services = app[SERVICES]
+    tasks = [
+        asyncio.create_task(worker.run_forever())
+        for worker in (services.dispatcher, services.scanner)
+        if worker is not None
+    ]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def create_app(config: Config, *, background: bool = True) -> web.Application:
     app = web.Application(client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
@@ -124,6 +142,7 @@ def create_app(config: Config, *, background: bool = True) -> web.Application:
     scep_install(app)
     if background:
         app.cleanup_ctx.append(_crl_refresher)
+        app.cleanup_ctx.append(_alert_workers)
     return app
 
 

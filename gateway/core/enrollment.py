@@ -59,6 +59,7 @@ from gateway.core.model import (
 from gateway.core.policy import evaluate
 from gateway.core.ports import (
     Clock,
+    EventOutbox,
     EventPublisher,
     InTransaction,
     RevocationListener,
@@ -169,6 +170,7 @@ class EnrollmentService(Generic[U]):
         *,
         approvals: ApprovalGate | None = None,
         revocation: RevocationListener[U] | None = None,
+        outbox: EventOutbox[U] | None = None,
     ) -> None:
         self._tx = transactions
         self._signer = signer
@@ -176,6 +178,7 @@ class EnrollmentService(Generic[U]):
         self._events = events
         self._approvals: ApprovalGate = approvals or AutoApprove()
         self._revocation = revocation
+        self._outbox = outbox
         self._decisions = RequestDecisions(transactions, clock, events)
 
     async def enroll(
@@ -292,7 +295,10 @@ class EnrollmentService(Generic[U]):
             try:
                 async with self._tx.transaction() as uow:
                     await uow.certificates.add(certificate)
-                    await uow.audit.add(_issued_event(request, certificate, request_id))
+                    issued = _issued_event(request, certificate, request_id)
+                    await uow.audit.add(issued)
+                    if self._outbox is not None:
+                        await self._outbox.record(uow, issued, certificate)
                     if also is not None:
                         await also.certificate_stored(uow, certificate)
             except DuplicateSerial:
@@ -508,6 +514,8 @@ class EnrollmentService(Generic[U]):
             await uow.audit.add(event)
             if self._revocation is not None:
                 await self._revocation.certificate_revoked(uow, revoked)
+            if self._outbox is not None:
+                await self._outbox.record(uow, event, revoked)
         await self._events.publish(event)
         return revoked
 

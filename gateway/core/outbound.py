@@ -72,3 +72,21 @@ def _within(ip: IPAddress, networks: Sequence[str]) -> bool:
     if not matching:
         return False
     return not _special(ip) or any(n.prefixlen > 0 for n in matching)
+
+
+def target_allowed(address: str, allow_private: bool) -> bool:
+    """Whether an alert channel (webhook, Slack, PagerDuty) may connect to `address`.
+
+    A URL is chosen by an application's Admin, who must not reach what only the gateway's
+    network can: by default only globally routable unicast addresses pass (no loopback,
+    private, link-local, shared, reserved or documentation ranges), judged as given and as
+    the IPv4 address it embeds. `allow_private` (CERTGATE_EVENTS__ALLOW_PRIVATE_TARGETS)
+    lets internal receivers through; the unspecified and multicast addresses never pass.
+    """
+    ip = ipaddress.ip_address(address)
+    for candidate in {ip, effective_address(ip)}:
+        if candidate.is_unspecified or candidate.is_multicast:
+            return False
+        if not allow_private and not candidate.is_global:
+            return False
+    return True

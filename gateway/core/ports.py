@@ -174,6 +174,14 @@ class InTransaction(Protocol[W_contra]):
     async def certificate_stored(self, uow: W_contra, certificate: Certificate) -> None: ...
 
 
+class EventOutbox(Protocol[U_contra]):
+    """Durable notifications (alerts) of an issuance, renewal or revocation, written inside
+    the transaction that stores it: the change and its notifications commit together, so
+    a crash can neither lose them nor send them for a change that rolled back."""
+
+    async def record(self, uow: U_contra, event: AuditEvent, certificate: Certificate) -> None: ...
+
+
 class EventPublisher(Protocol):
     """After-commit notifications (alerts, syncs, metrics). Must not raise."""
 

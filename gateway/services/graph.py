@@ -13,7 +13,10 @@ from gateway.core.enrollment import EnrollmentService
 from gateway.core.errors import NotFound
 from gateway.core.model import AuditEvent
 from gateway.events.bus import EventBus
+from gateway.events.dispatcher import Dispatcher
 from gateway.events.metrics import Metrics
+from gateway.events.outbox import AlertOutbox
+from gateway.events.scheduler import ExpiryScanner
 from gateway.pki.kms import Kms, RootKey
 from gateway.pki.signer import CaSigner
 from gateway.pki.urls import GatewayUrls
@@ -42,6 +45,10 @@ class Services:
     # challenges), made with the graph: one bounded scrypt executor and one bounded memo
     # of verified secrets per process, whoever asks.
     verifier: SecretVerifier = field(default_factory=SecretVerifier)
+    # Alert delivery (gateway.events): the outbox workers and the expiry scans of this
+    # process; gateway.app starts their loops when it runs background tasks.
+    dispatcher: Dispatcher | None = None
+    scanner: ExpiryScanner | None = None
 
     async def close(self) -> None:
         self.verifier.close()
@@ -98,11 +105,20 @@ async def open_services(config: Config, *, migrate: bool = True) -> Services:
     metrics = Metrics()
     crl = CrlService(db, signer, clock, config.pki)
     enrollment = EnrollmentService(
-        db, signer, clock, events, approvals=approval_gate(db, clock, events), revocation=crl
+        db,
+        signer,
+        clock,
+        events,
+        approvals=approval_gate(db, clock, events),
+        revocation=crl,
+        outbox=AlertOutbox(clock),
     )
     services = Services(
         config, db, kms, signer, urls, clock, events, metrics, enrollment, crl, TargetResolver(db)
     )
+    dispatcher = Dispatcher(db, kms, clock, config)
+    services.dispatcher = dispatcher
+    services.scanner = ExpiryScanner(db, clock, config, on_recorded=dispatcher.wake)
 
     async def count(event: AuditEvent) -> None:
         if event.action in ("certificate.issued", "certificate.renewed"):
@@ -112,5 +128,11 @@ async def open_services(config: Config, *, migrate: bool = True) -> Services:
         elif event.action == "certificate.revoked":
             metrics.revoked.labels(reason=str(event.details.get("reason"))).inc()
 
+    async def wake(event: AuditEvent) -> None:
+        # After the commit of an issuance or revocation: its deliveries may be waiting.
+        if event.action.startswith("certificate."):
+            dispatcher.wake()
+
     events.subscribe(count)
+    events.subscribe(wake)
     return services

@@ -36,6 +36,7 @@ from tests.integration.api.access_world import (
     backends,
     open_world,
 )
+from tests.integration.api.alerts_world import alert_samples
 from tests.integration.api.conftest import make_config
 from tests.integration.api.legacy_world import legacy_samples
 
@@ -378,6 +379,8 @@ SAMPLES: dict[str, Sample] = {
 }
 # A legacy project's approval policies and requests (tests/integration/api/legacy_world.py).
 SAMPLES.update(legacy_samples(lambda status, build: Sample(A.PRODUCT_ADMIN, status, build)))
+# Alerts of an application and of a legacy project (tests/integration/api/alerts_world.py).
+SAMPLES.update(alert_samples(Sample, (A.APP_READ, A.APP_ADMIN), A.PRODUCT_ADMIN))
 
 
 # --- the tests -----------------------------------------------------------------------------

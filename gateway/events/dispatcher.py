@@ -1,0 +1,164 @@
+"""Delivery workers: every gateway process runs one Dispatcher that claims due deliveries
+from the outbox (store.repos.alerts.DeliveryRepository.claim), sends each on its own task
+and records the outcome.
+
+* At most `concurrency` sends are in flight; a new claim is made as soon as one ends, so
+  a receiver that hangs (until send_timeout_s) or fails holds one slot, never the others.
+* A claim holds a delivery for CLAIM_LEASE; a process that dies mid-send leaves it
+  `sending`, and any process takes it again once the claim lapses (at least once; the
+  stable delivery id lets receivers drop the rare duplicate). In normal operation the
+  claim outlives the attempt, so two processes never send one delivery.
+* A failed attempt is retried after retry_base_s · 2^(attempts-1), with jitter, until
+  max_attempts; then, or at once for a refused target, the delivery is `failed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from datetime import timedelta
+
+import aiohttp
+
+from gateway.config import Config
+from gateway.core.alerts import (
+    WEBHOOK_SECRET_PURPOSE,
+    Delivery,
+    DeliveryStatus,
+    retry_delay,
+    secret_owner,
+)
+from gateway.core.ports import Clock
+from gateway.events import channels
+from gateway.events.outbound_http import DeliveryError, new_session
+from gateway.pki.kms import Kms, secret_aad
+from store.db import Database
+
+log = logging.getLogger("certgate.events")
+
+POLL_S = 1.0
+_rng = random.SystemRandom()
+
+
+class Dispatcher:
+    def __init__(
+        self, db: Database, kms: Kms, clock: Clock, config: Config, *, concurrency: int = 32
+    ) -> None:
+        self._db = db
+        self._kms = kms
+        self._clock = clock
+        self._config = config
+        self._concurrency = concurrency
+        self._wake = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+        events = config.events
+        # Longer than any attempt can take (an SMTP exchange is several timed steps).
+        self.claim_lease = timedelta(seconds=6 * events.send_timeout_s + 30)
+        self.sent = 0
+
+    def wake(self) -> None:
+        """Something was committed to the outbox: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def _secret(self, project_id: uuid.UUID, channel_id: uuid.UUID) -> str:
+        async with self._db.transaction(read_only=True) as tx:
+            secret = await tx.secrets.get_by_owner(secret_owner(channel_id), WEBHOOK_SECRET_PURPOSE)
+        if secret is None:
+            raise LookupError("the webhook channel's secret is gone")
+        plain = await self._kms.decrypt(secret.project_id, secret.ciphertext, secret_aad(secret.id))
+        return plain.decode()
+
+    async def claim(self, limit: int) -> list[Delivery]:
+        async with self._db.transaction() as tx:
+            return await tx.deliveries.claim(self._clock.now(), limit, self.claim_lease)
+
+    async def attempt(self, delivery: Delivery, http: aiohttp.ClientSession) -> None:
+        """Send one claimed delivery and record the outcome."""
+        events = self._config.events
+        async with self._db.transaction(read_only=True) as tx:
+            alert = await tx.alerts.get(delivery.alert_id)
+        error: DeliveryError | None = None
+        if alert is None or delivery.channel_index >= len(alert.channels):
+            error = DeliveryError("the alert or its channel was removed", permanent=True)
+        else:
+            ctx = channels.ChannelContext(
+                http=http,
+                smtp=self._config.smtp,
+                allow_private=events.allow_private_targets,
+                timeout_s=events.send_timeout_s,
+                webhook_secret=self._secret,
+                project_id=alert.project_id,
+            )
+            try:
+                outcome = await channels.send(ctx, alert.channels[delivery.channel_index], delivery)
+                log.info("delivery %s (%s): %s", delivery.id, delivery.event_type, outcome)
+            except DeliveryError as err:
+                error = err
+            except Exception as err:  # a bug in a channel must not kill the worker
+                log.exception("delivery %s: unexpected error", delivery.id)
+                error = DeliveryError(f"internal error: {type(err).__name__}")
+        now = self._clock.now()
+        async with self._db.transaction() as tx:
+            if error is None:
+                self.sent += 1
+                await tx.deliveries.finish(delivery, DeliveryStatus.SUCCEEDED, now)
+            elif error.permanent or delivery.attempts >= events.max_attempts:
+                log.warning("delivery %s failed for good: %s", delivery.id, error.message)
+                await tx.deliveries.finish(
+                    delivery, DeliveryStatus.FAILED, now, error=error.message
+                )
+            else:
+                delay = retry_delay(events.retry_base_s, delivery.attempts, _rng.uniform(0.5, 1.5))
+                await tx.deliveries.finish(
+                    delivery,
+                    DeliveryStatus.PENDING,
+                    now,
+                    next_attempt_at=now + timedelta(seconds=delay),
+                    error=error.message,
+                )
+
+    async def run_forever(self) -> None:
+        """The background loop (gateway.app starts it in every process)."""
+        async with new_session(self._config.events.allow_private_targets) as session:
+            try:
+                while True:
+                    # Cleared before the claim: a wake during it is not lost.
+                    self._wake.clear()
+                    claimed: list[Delivery] = []
+                    free = self._concurrency - len(self._inflight)
+                    if free > 0:
+                        try:
+                            claimed = await self.claim(free)
+                        except asyncio.CancelledError:
+                            raise
+                        except Exception:
+                            log.exception("claiming deliveries failed")
+                    for delivery in claimed:
+                        task = asyncio.create_task(self._guarded(delivery, session))
+                        self._inflight.add(task)
+                        task.add_done_callback(self._done)
+                    if claimed and len(claimed) == free:
+                        continue  # more may be due: claim again as slots free up
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), POLL_S)
+                    except TimeoutError:
+                        pass
+            finally:
+                for task in self._inflight:
+                    task.cancel()
+                await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._wake.set()  # a slot is free
+
+    async def _guarded(self, delivery: Delivery, http: aiohttp.ClientSession) -> None:
+        try:
+            await self.attempt(delivery, http)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The claim lapses and another attempt follows; nothing is lost.
+            log.exception("recording delivery %s failed", delivery.id)
