@@ -146,6 +146,30 @@ class TargetResolver:
             return None
         return target if target.enabled(method) else None
 
+    async def require_serving(
+        self, method: EnrollmentMethod, app_slug: str, profile_slug: str
+    ) -> AttachedTarget:
+        """serving(), with every miss as one NotFound naming the method and the path's
+        values (cut to the slug length: they come from a client)."""
+        target = await self.serving(method, app_slug, profile_slug)
+        if target is None:
+            name = method.value.upper()
+            raise NotFound(
+                f"no {name} enrollment at application '{app_slug[:63]}', profile "
+                f"'{profile_slug[:63]}' (unknown application or profile, profile not "
+                f"attached, or {name} not enabled)"
+            )
+        return target
+
+    async def require_serving_legacy(
+        self, method: EnrollmentMethod, profile_id: uuid.UUID
+    ) -> EnrollmentTarget:
+        """serving_legacy(), with every miss as one NotFound."""
+        target = await self.serving_legacy(method, profile_id)
+        if target is None:
+            raise NotFound(f"no {method.value.upper()} enrollment for profile {profile_id}")
+        return target
+
     async def legacy(self, profile_id: uuid.UUID) -> EnrollmentTarget:
         """A profile by id, in any project (legacy profile-scoped endpoints keep working
         after another project becomes active)."""

@@ -104,19 +104,12 @@ class EstGateway:
         self.services = services
 
     async def resolve(self, application: str, profile: str) -> EnrollmentTarget:
-        target = await self.services.targets.serving(EnrollmentMethod.EST, application, profile)
-        if target is None:
-            raise NotFound(
-                f"no EST enrollment at application '{application}', profile '{profile}' "
-                "(unknown application or profile, profile not attached, or EST not enabled)"
-            )
-        return target
+        return await self.services.targets.require_serving(
+            EnrollmentMethod.EST, application, profile
+        )
 
     async def resolve_legacy(self, profile_id: uuid.UUID) -> EnrollmentTarget:
-        target = await self.services.targets.serving_legacy(EnrollmentMethod.EST, profile_id)
-        if target is None:
-            raise NotFound(f"no EST enrollment for profile {profile_id}")
-        return target
+        return await self.services.targets.require_serving_legacy(EnrollmentMethod.EST, profile_id)
 
     async def _secret(self, target: EnrollmentTarget) -> Secret | None:
         """The stored passphrase hash of the target as it is now (a rotation drops the

@@ -16,7 +16,7 @@ from cryptography import x509
 
 from gateway.core.approval import is_final
 from gateway.core.enrollment import EnrollmentRequest, Issued
-from gateway.core.errors import CAUnavailable, DomainError, DuplicateSerial, NotFound
+from gateway.core.errors import CAUnavailable, DomainError, DuplicateSerial
 from gateway.core.model import (
     Certificate,
     CertificateAuthority,
@@ -68,18 +68,12 @@ class ScepGateway:
     # ---- targets (configuration: through the read cache, store.cache) -----------------
 
     async def resolve(self, application: str, profile: str) -> EnrollmentTarget:
-        target = await self.services.targets.serving(EnrollmentMethod.SCEP, application, profile)
-        if target is None:
-            raise NotFound(
-                f"no SCEP enrollment at application '{application[:63]}', profile '{profile[:63]}'"
-            )
-        return target
+        return await self.services.targets.require_serving(
+            EnrollmentMethod.SCEP, application, profile
+        )
 
     async def resolve_legacy(self, profile_id: uuid.UUID) -> EnrollmentTarget:
-        target = await self.services.targets.serving_legacy(EnrollmentMethod.SCEP, profile_id)
-        if target is None:
-            raise NotFound(f"no SCEP enrollment for profile {profile_id}")
-        return target
+        return await self.services.targets.require_serving_legacy(EnrollmentMethod.SCEP, profile_id)
 
     async def ra(self, target: EnrollmentTarget) -> RaCredentials:
         """The current RA, with the previous one while its rotation grace period lasts."""
