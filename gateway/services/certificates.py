@@ -123,15 +123,22 @@ def _validity(value: Any) -> int | None:
 
 
 async def needs_approval(
-    services: Services, app: Application, profile: Profile, principal_id: uuid.UUID | None
+    services: Services,
+    app: Application | None,
+    profile: Profile,
+    principal_id: uuid.UUID | None,
 ) -> bool:
-    """Whether enrollments by `principal_id` under app/profile wait for an approver (the
-    same cached read as the core's approval gate)."""
+    """Whether enrollments by `principal_id` under app/profile (app None: the profile's
+    legacy endpoints, gated by the legacy project's policy) wait for an approver: the same
+    cached read as the core's approval gate (gateway.core.approval)."""
+    app_id = app.id if app is not None else None
 
     async def load(tx: Tx) -> ApprovalPolicy | None:
-        return await tx.approval_policies.get_for(app.id, profile.id)
+        if app_id is None:
+            return await tx.approval_policies.get_legacy(profile.id)
+        return await tx.approval_policies.get_for(app_id, profile.id)
 
-    policy = await services.db.cached(("approval_policy", app.id, profile.id), load)
+    policy = await services.db.cached(("approval_policy", app_id, profile.id), load)
     return policy is not None and principal_id not in policy.bypass
 
 

@@ -210,32 +210,33 @@ class EstGateway:
         if not isinstance(csr, x509.CertificateSigningRequest):
             raise InvalidInput("serverkeygen needs a parsed CSR")
         app = target.application
-        owner = keygen_owner(app.id, target.profile.id, request.requester, csr) if app else None
+        # Legacy targets too: a legacy project's approval policy gates its profile's
+        # legacy endpoints, and the device's repeat must find the key held for it.
+        owner = keygen_owner(app.id if app else None, target.profile.id, request.requester, csr)
         held: tuple[bytes, x509.CertificateSigningRequest] | None = None
         fresh = False
-        if owner is not None and app is not None:
-            if await needs_approval(self.services, app, target.profile, None):
-                # The key travels once, in the answer (RFC 7030 §4.4.2), but under approval
-                # the first answer is a 202 (§4.2.3): hold the key, encrypted under the
-                # project key, until the device repeats this request after the decision.
-                held = await self._held_key(target, owner)
-                if held is None:
-                    held, fresh = await self._hold_key(target, owner, *self._new_key(target, csr))
+        if await needs_approval(self.services, app, target.profile, None):
+            # The key travels once, in the answer (RFC 7030 §4.4.2), but under approval the
+            # first answer is a 202 (§4.2.3): hold the key, encrypted under the project
+            # key, until the device repeats this request after the decision.
+            held = await self._held_key(target, owner)
+            if held is None:
+                held, fresh = await self._hold_key(target, owner, *self._new_key(target, csr))
         pkcs8, ours = held or self._new_key(target, csr)
         # A self-signed profile signs with the certificate's own key: this one, made here.
         own = load_private_key_der(pkcs8) if target.profile.self_signed else None
         try:
             outcome = await self.enroll(dataclasses.replace(request, csr=ours, subject_key=own))
         except Exception:
-            if fresh and owner is not None:
+            if fresh:
                 await self._drop_key(owner)  # refused (e.g. policy): nothing stays behind
             raise
         if isinstance(outcome, Pending):
-            if held is None and owner is not None:
+            if held is None:
                 # An approval policy appeared after needs_approval() looked: hold it now.
                 await self._hold_key(target, owner, pkcs8, ours)
             return outcome, None
-        if held is not None and owner is not None:
+        if held is not None:
             await self._drop_key(owner)  # handed out once; a repeat is a new enrollment
         return outcome, pkcs8
 
@@ -299,7 +300,7 @@ class EstGateway:
 
 
 def keygen_owner(
-    application_id: uuid.UUID,
+    application_id: uuid.UUID | None,
     profile_id: uuid.UUID,
     requester: str,
     csr: x509.CertificateSigningRequest,

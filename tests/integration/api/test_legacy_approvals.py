@@ -21,7 +21,7 @@ from tests.integration.api.legacy_helpers import (
     legacy_est_enroll,
     proxied_gateway,
 )
-from tests.integration.est.est_helpers import b64, basic, certs_from_cms, csr_der
+from tests.integration.est.est_helpers import b64, basic, certs_from_cms, csr_der, keygen_parts
 
 
 @pytest.fixture
@@ -88,6 +88,39 @@ async def test_ok_legacy_policy_gates_legacy_enrollment(gateway: Gateway) -> Non
 
     # Application enrollment of the same project is not held by a legacy policy.
     await gateway.post(gateway.issue_path(), {"sans": ["free.test"]}, status=201)
+
+
+async def test_ok_legacy_serverkeygen_key_held_until_approved(gateway: Gateway) -> None:
+    """RFC 7030 §4.4 under a legacy policy: the 202 cannot carry the generated key, so it is
+    held (encrypted) until the device repeats the request after the approval, then handed
+    out once; the repeats join one request rather than making a new key each time."""
+    pid = await project_id(gateway)
+    await add_legacy_policy(
+        gateway.services, gateway.bootstrap["legacy_profile_id"], [await admin_id(gateway)]
+    )
+    boot = gateway.bootstrap
+    url = urllib.parse.urlsplit(boot["legacy_est_base_url"]).path + "/serverkeygen"
+    auth = basic(boot["legacy_est_username"], boot["legacy_est_password"])
+    der, _ = csr_der("legacy-keygen.example.com")
+
+    async def post() -> tuple[int, Any, bytes]:
+        resp = await gateway.client.post(
+            url, data=b64(der), headers={"Content-Type": "application/pkcs10", **auth}
+        )
+        return resp.status, resp.headers, await resp.read()
+
+    for _ in range(2):
+        status, _, body = await post()
+        assert status == 202, body
+    (held,) = (await gateway.get(f"/api/v1/projects/{pid}/requests?state=open"))["items"]
+    await gateway.post(f"/api/v1/projects/{pid}/requests/{held['id']}/approve", {}, status=200)
+    status, headers, body = await post()
+    assert status == 200, body
+    key, cert = keygen_parts(headers, body)
+    assert cert.public_key() == key.public_key()
+    assert cert.subject.rfc4514_string() == "CN=legacy-keygen.example.com"
+    # Handed out once: a repeat now is a new enrollment (a new request, a new key).
+    assert (await post())[0] == 202
 
 
 async def test_ok_reject(gateway: Gateway) -> None:

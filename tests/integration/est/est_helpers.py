@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import email.parser
+import email.policy
 import urllib.parse
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -176,3 +178,14 @@ def write_pair(directory: Path, name: str, cert: x509.Certificate, key: Any) -> 
         )
     )
     return cert_path, key_path
+
+
+def keygen_parts(headers: Any, body: bytes) -> tuple[Any, x509.Certificate]:
+    """The private key and the certificate of a serverkeygen answer (RFC 7030 §4.4.2:
+    multipart/mixed, the PKCS#8 key first, then the certs-only CMS)."""
+    raw = f"Content-Type: {headers['Content-Type']}\r\n\r\n".encode() + body
+    message = email.parser.BytesParser(policy=email.policy.default).parsebytes(raw)
+    key_part, cert_part = message.iter_parts()
+    key = serialization.load_der_private_key(base64.b64decode(key_part.get_payload()), None)
+    (cert,) = certs_from_cms(cert_part.get_payload().encode())
+    return key, cert

@@ -6,16 +6,12 @@ retry, and hands it out once."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import email.parser
-import email.policy
 from datetime import timedelta
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from est_helpers import EstGateway, b64, certs_from_cms, csr_der, proxy_header
+from est_helpers import EstGateway, b64, certs_from_cms, csr_der, keygen_parts, proxy_header
 from sqlalchemy import text, update
 
 from gateway.appkeys import SERVICES
@@ -111,15 +107,6 @@ async def _held_keys(gw: EstGateway) -> int:
         return int(rows.scalar_one())
 
 
-def _keygen_parts(headers: dict[str, str], body: bytes) -> tuple[Any, x509.Certificate]:
-    raw = f"Content-Type: {headers['Content-Type']}\r\n\r\n".encode() + body
-    message = email.parser.BytesParser(policy=email.policy.default).parsebytes(raw)
-    key_part, cert_part = message.iter_parts()
-    key = serialization.load_der_private_key(base64.b64decode(key_part.get_payload()), None)
-    (cert,) = certs_from_cms(cert_part.get_payload().encode())
-    return key, cert
-
-
 async def test_ok_serverkeygen_pending_then_key_handed_out_once(est_gw: EstGateway) -> None:
     approver = await _approver(est_gw, "est-keygen")
     der, _ = csr_der("keygen.example.com")
@@ -134,7 +121,7 @@ async def test_ok_serverkeygen_pending_then_key_handed_out_once(est_gw: EstGatew
     assert decided["state"] == "issued"
     status, headers, body = await est_gw.post("serverkeygen", b64(der), auth=est_gw.basic)
     assert status == 200, body
-    key, cert = _keygen_parts(headers, body)
+    key, cert = keygen_parts(headers, body)
     assert cert.public_key() == key.public_key()
     assert cert.subject.rfc4514_string() == "CN=keygen.example.com"
     assert await _held_keys(est_gw) == 0  # handed out once, then gone
