@@ -76,6 +76,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DELETE FROM certificates WHERE ca_id IS NULL")
     op.execute("DELETE FROM profiles WHERE ca_id IS NULL")
+    if op.get_bind().dialect.name == "postgresql":
+        # The delete queued 0007's deferred cg_ trigger events, and PostgreSQL refuses to
+        # ALTER a table with pending trigger events: fire them now.
+        op.execute("SET CONSTRAINTS ALL IMMEDIATE")
     _nullable_ca_ids(nullable=False)
     op.drop_column("profiles", "issuer_type")
     op.drop_column("certificate_authorities", "exportable")

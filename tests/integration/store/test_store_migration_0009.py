@@ -176,3 +176,25 @@ async def test_0009_keeps_rows_keys_and_triggers(database_url: str) -> None:
             )
     finally:
         await engine.dispose()
+
+
+async def test_0009_downgrade_and_upgrade_again(database_url: str) -> None:
+    """Down to 0008 and up again keeps the rows that 0008 can hold."""
+    await upgrade(database_url)
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_downgrade_to("0008"))
+        await upgrade(database_url)
+        async with engine.begin() as conn:
+            version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+            assert version == head_revision()
+    finally:
+        await engine.dispose()
+
+
+def _downgrade_to(revision: str):  # type: ignore[no-untyped-def]
+    def run(connection: Connection) -> None:
+        command.downgrade(alembic_config(connection), revision)
+
+    return run
