@@ -241,32 +241,46 @@ async def delete_policy(services: Services, target: AttachedTarget, actor: Actor
                 details={"profile": target.profile.slug, "before": policy_summary(before)},
             )
         )
-        open_filter = RequestFilter(
-            application_id=app.id, profile_id=target.profile.id, state=RequestState.OPEN
+        return await withdraw_open(
+            tx,
+            actor,
+            now,
+            RequestFilter(
+                application_id=app.id, profile_id=target.profile.id, state=RequestState.OPEN
+            ),
+            project_id=app.project_id,
         )
-        withdrawn = 0
-        while True:
-            page = await tx.requests.list(open_filter, limit=200)
-            if not page.items:
-                break
-            for request in page.items:
-                saved = await tx.requests.transition(
-                    withdraw(request, now, "the approval policy was removed"), request
+
+
+async def withdraw_open(
+    tx: Tx, actor: Actor, now: datetime, open_filter: RequestFilter, *, project_id: uuid.UUID
+) -> int:
+    """Cancel every open request `open_filter` finds, in the caller's transaction (its
+    approval policy is gone: nobody could approve them any more), each with its audit
+    event. Returns how many were."""
+    withdrawn = 0
+    while True:
+        page = await tx.requests.list(open_filter, limit=200)
+        if not page.items:
+            break
+        for request in page.items:
+            saved = await tx.requests.transition(
+                withdraw(request, now, "the approval policy was removed"), request
+            )
+            if saved is None:
+                continue
+            withdrawn += 1
+            await tx.audit.add(
+                request_event(
+                    saved,
+                    "request.cancelled",
+                    actor.name,
+                    now,
+                    project_id=project_id,
+                    source_ip=actor.source_ip,
+                    details={"comment": saved.comment, "reason": "approval_policy_removed"},
                 )
-                if saved is None:
-                    continue
-                withdrawn += 1
-                await tx.audit.add(
-                    request_event(
-                        saved,
-                        "request.cancelled",
-                        actor.name,
-                        now,
-                        project_id=app.project_id,
-                        source_ip=actor.source_ip,
-                        details={"comment": saved.comment, "reason": "approval_policy_removed"},
-                    )
-                )
+            )
     return withdrawn
 
 

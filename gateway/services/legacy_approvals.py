@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from gateway.core.approval import Decision, request_event, withdraw
+from gateway.core.approval import Decision
 from gateway.core.errors import Conflict, NotFound
 from gateway.core.model import (
     ApprovalPolicy,
@@ -26,7 +26,7 @@ from gateway.core.model import (
     Project,
     RequestState,
 )
-from gateway.services.approvals import Decider, parse_rules, policy_summary
+from gateway.services.approvals import Decider, parse_rules, policy_summary, withdraw_open
 from gateway.services.audit import Actor, event
 from store.repos.approvals import RequestFilter
 
@@ -161,33 +161,15 @@ async def delete_policy(
                 },
             )
         )
-        open_filter = RequestFilter(
-            legacy_project_id=project_id, profile_id=before.profile_id, state=RequestState.OPEN
+        return await withdraw_open(
+            tx,
+            actor,
+            now,
+            RequestFilter(
+                legacy_project_id=project_id, profile_id=before.profile_id, state=RequestState.OPEN
+            ),
+            project_id=project_id,
         )
-        withdrawn = 0
-        while True:
-            page = await tx.requests.list(open_filter, limit=200)
-            if not page.items:
-                break
-            for request in page.items:
-                saved = await tx.requests.transition(
-                    withdraw(request, now, "the approval policy was removed"), request
-                )
-                if saved is None:
-                    continue
-                withdrawn += 1
-                await tx.audit.add(
-                    request_event(
-                        saved,
-                        "request.cancelled",
-                        actor.name,
-                        now,
-                        project_id=project_id,
-                        source_ip=actor.source_ip,
-                        details={"comment": saved.comment, "reason": "approval_policy_removed"},
-                    )
-                )
-    return withdrawn
 
 
 # --- requests --------------------------------------------------------------------------------
