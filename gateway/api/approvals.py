@@ -29,11 +29,9 @@ from gateway.services import approvals as appr
 from gateway.services.certificates import resolve, resolve_application
 
 
-def policy_json(policy: ApprovalPolicy, app_slug: str, profile_slug: str) -> dict[str, Any]:
+def rules_json(policy: ApprovalPolicy) -> dict[str, Any]:
+    """The rules of a policy, an application's or a legacy project's alike."""
     return {
-        "id": str(policy.id),
-        "application": app_slug,
-        "profile": profile_slug,
         "steps": [
             {"approvers": [str(a) for a in step.approvers], "required": step.required}
             for step in policy.steps
@@ -41,6 +39,15 @@ def policy_json(policy: ApprovalPolicy, app_slug: str, profile_slug: str) -> dic
         "bypass": [str(b) for b in policy.bypass],
         "request_ttl_hours": policy.request_ttl_seconds // 3600,
         "created_at": ser.ts(policy.created_at),
+    }
+
+
+def policy_json(policy: ApprovalPolicy, app_slug: str, profile_slug: str) -> dict[str, Any]:
+    return {
+        "id": str(policy.id),
+        "application": app_slug,
+        "profile": profile_slug,
+        **rules_json(policy),
     }
 
 

@@ -14,8 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.api import models
-from gateway.api import serializers as ser
-from gateway.api.approvals import request_json
+from gateway.api.approvals import request_json, rules_json
 from gateway.api.common import (
     PRINCIPAL,
     actor,
@@ -38,13 +37,7 @@ def policy_json(policy: ApprovalPolicy, profile_slug: str) -> dict[str, Any]:
         "project_id": str(policy.project_id) if policy.project_id else None,
         "profile_id": str(policy.profile_id),
         "profile": profile_slug,
-        "steps": [
-            {"approvers": [str(a) for a in step.approvers], "required": step.required}
-            for step in policy.steps
-        ],
-        "bypass": [str(b) for b in policy.bypass],
-        "request_ttl_hours": policy.request_ttl_seconds // 3600,
-        "created_at": ser.ts(policy.created_at),
+        **rules_json(policy),
     }
 
 
