@@ -58,9 +58,12 @@ class WebhookReceiver:
     received: list[Received] = field(default_factory=list)
     fail_times: dict[str, int] = field(default_factory=dict)  # path -> 500s to answer first
     hang: set[str] = field(default_factory=set)  # paths that never answer
+    # Every attempt, answered or not: (path, webhook-id header).
+    attempts: list[tuple[str, str | None]] = field(default_factory=list)
     port: int = 0
     _runner: web.AppRunner | None = None
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    _release: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def base(self) -> str:
@@ -69,8 +72,9 @@ class WebhookReceiver:
     async def _handle(self, request: web.Request) -> web.Response:
         path = request.path.lstrip("/")
         raw = await request.read()
+        self.attempts.append((path, request.headers.get("webhook-id")))
         if path in self.hang:
-            await asyncio.sleep(3600)
+            await self._release.wait()  # until stop(): the sender gives up first
         if self.fail_times.get(path, 0) > 0:
             self.fail_times[path] -= 1
             return web.Response(status=500, text="try again")
@@ -90,13 +94,14 @@ class WebhookReceiver:
     async def start(self) -> WebhookReceiver:
         app = web.Application()
         app.router.add_post("/{path:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         self.port = free_port()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
         return self
 
     async def stop(self) -> None:
+        self._release.set()
         if self._runner is not None:
             await self._runner.cleanup()
 
