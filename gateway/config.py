@@ -34,6 +34,13 @@ class ServerConfig:
     # The header in which a trusted TLS-terminating proxy passes the client certificate
     # (URL-encoded PEM: nginx $ssl_client_escaped_cert, HAProxy, Envoy's XFCC differ).
     client_cert_header: str = "X-SSL-Client-Cert"
+    # Slow or stalled clients (gateway/listeners.py): a request head must be complete
+    # within header_timeout_s of the connection opening or of the previous response (also
+    # the idle keep-alive time and the TLS handshake's limit), its body within
+    # body_timeout_s of the head; past max_connections new connections get 503.
+    header_timeout_s: float = 15.0
+    body_timeout_s: float = 30.0
+    max_connections: int = 1000
 
 
 @dataclass
