@@ -39,6 +39,7 @@ from gateway.api.routing import API_PREFIX, ROUTES, Route, register
 from gateway.appkeys import AUTH, CONFIG, CRL, SERVICES
 from gateway.bootstrap import bootstrap_if_empty, write_root_ca
 from gateway.config import Config
+from gateway.listeners import BoundedTCPSite, ListenerLimits, make_runner
 from gateway.services.auth import Authenticator
 from gateway.services.crl import CrlService
 from gateway.services.graph import open_services
@@ -149,7 +150,8 @@ def create_app(config: Config, *, background: bool = True) -> web.Application:
 async def run(config: Config) -> None:
     """Serve HTTP (and HTTPS with the gateway's own certificate) until SIGINT/SIGTERM."""
     app = create_app(config)
-    runner = web.AppRunner(app, access_log=None)
+    limits = ListenerLimits.from_config(config.server)
+    runner = make_runner(app, limits)
     await runner.setup()
     log = logging.getLogger("certgate")
     try:
@@ -157,12 +159,12 @@ async def run(config: Config) -> None:
         # script, or a test, may go straight to the HTTPS URL of bootstrap.json).
         if config.tls.enabled:
             context = await server_ssl_context(app[SERVICES])
-            tls_site = web.TCPSite(
-                runner, config.server.host, config.server.https_port, ssl_context=context
+            tls_site = BoundedTCPSite(
+                runner, config.server.host, config.server.https_port, limits, ssl_context=context
             )
             await tls_site.start()
             log.info("HTTPS listening on %s:%d", config.server.host, config.server.https_port)
-        site = web.TCPSite(runner, config.server.host, config.server.http_port)
+        site = BoundedTCPSite(runner, config.server.host, config.server.http_port, limits)
         await site.start()
         log.info("HTTP listening on %s:%d", config.server.host, config.server.http_port)
         log.info("root CA certificate: %s", (config.home / "root-ca.pem").resolve())
