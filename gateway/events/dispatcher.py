@@ -54,8 +54,10 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         events = config.events
-        # Longer than any attempt can take (an SMTP exchange is several timed steps).
-        self.claim_lease = timedelta(seconds=6 * events.send_timeout_s + 30)
+        # Longer than any attempt can take: an HTTP attempt is bounded by send_timeout_s,
+        # an SMTP exchange by twice its timeout (channels.email), plus a margin for the
+        # database round trips around it.
+        self.claim_lease = timedelta(seconds=3 * events.send_timeout_s + 10)
         self.sent = 0
 
     def wake(self) -> None:

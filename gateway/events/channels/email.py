@@ -3,6 +3,7 @@ server's certificate verified; a plain-text and an HTML part with the same facts
 
 from __future__ import annotations
 
+import asyncio
 import html
 import ssl
 from email.message import EmailMessage
@@ -54,18 +55,21 @@ async def send(ctx: ChannelContext, channel: Channel, delivery: Delivery) -> str
         raise DeliveryError("email channel without recipients", permanent=True)
     msg = message(smtp.from_, channel.to, delivery)
     try:
-        await aiosmtplib.send(
-            msg,
-            hostname=smtp.host,
-            port=smtp.port,
-            username=smtp.username or None,
-            password=smtp.password or None,
-            # STARTTLS required when configured (never silently sent in the clear), off
-            # otherwise: aiosmtplib's default would upgrade opportunistically.
-            start_tls=smtp.starttls,
-            tls_context=_tls_context(smtp.ca_file) if smtp.starttls else None,
-            timeout=smtp.timeout_s,
-        )
+        # aiosmtplib times each command; the whole exchange must stay inside the
+        # Dispatcher's claim on the delivery too.
+        async with asyncio.timeout(2 * ctx.timeout_s):
+            await aiosmtplib.send(
+                msg,
+                hostname=smtp.host,
+                port=smtp.port,
+                username=smtp.username or None,
+                password=smtp.password or None,
+                # STARTTLS required when configured (never silently sent in the clear),
+                # off otherwise: aiosmtplib's default would upgrade opportunistically.
+                start_tls=smtp.starttls,
+                tls_context=_tls_context(smtp.ca_file) if smtp.starttls else None,
+                timeout=smtp.timeout_s,
+            )
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as err:
         raise DeliveryError(f"SMTP {smtp.host}:{smtp.port}: {err}") from None
     return f"mailed {len(channel.to)} recipient(s)"
