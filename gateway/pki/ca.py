@@ -36,6 +36,8 @@ class CaUrls(Protocol):
 
     def issuer_url(self, ca_id: uuid.UUID) -> str: ...
 
+    def ocsp_url(self, ca_id: uuid.UUID) -> str: ...
+
 
 def ca_name(common_name: str, organization: str | None = None) -> x509.Name:
     if not common_name.strip():
@@ -79,9 +81,11 @@ def authority_key_identifier(cert: x509.Certificate) -> x509.AuthorityKeyIdentif
 
 
 def distribution_extensions(
-    urls: CaUrls, issuer_ca_id: uuid.UUID
+    urls: CaUrls, issuer_ca_id: uuid.UUID, *, ocsp: bool = False
 ) -> tuple[x509.CRLDistributionPoints, x509.AuthorityInformationAccess]:
-    """CRL DP (RFC 5280 §4.2.1.13) and AIA caIssuers (§4.2.2.1) pointing at the issuer."""
+    """CRL DP (RFC 5280 §4.2.1.13) and AIA caIssuers (§4.2.2.1) pointing at the issuer;
+    with `ocsp`, also the issuer's OCSP responder (AIA id-ad-ocsp, §4.2.2.1, RFC 6960 §3.1).
+    Leaves only: the responder knows the certificates it issued, not subordinate CAs."""
     cdp = x509.CRLDistributionPoints(
         [
             x509.DistributionPoint(
@@ -92,15 +96,20 @@ def distribution_extensions(
             )
         ]
     )
-    aia = x509.AuthorityInformationAccess(
-        [
+    descriptions = [
+        x509.AccessDescription(
+            AuthorityInformationAccessOID.CA_ISSUERS,
+            x509.UniformResourceIdentifier(urls.issuer_url(issuer_ca_id)),
+        )
+    ]
+    if ocsp:
+        descriptions.append(
             x509.AccessDescription(
-                AuthorityInformationAccessOID.CA_ISSUERS,
-                x509.UniformResourceIdentifier(urls.issuer_url(issuer_ca_id)),
-            )
-        ]
-    )
-    return cdp, aia
+                AuthorityInformationAccessOID.OCSP,
+                x509.UniformResourceIdentifier(urls.ocsp_url(issuer_ca_id)),
+            ),
+        )
+    return cdp, x509.AuthorityInformationAccess(descriptions)
 
 
 def _now() -> datetime:

@@ -119,7 +119,7 @@ class CaSigner:
         if not_after <= not_before:
             raise CAUnavailable(f"CA {ca.name!r} is expired or not valid for the requested period")
         builder = _leaf(template, ca_cert.subject, not_before, not_after)
-        cdp, aia = distribution_extensions(self._urls, ca.id)
+        cdp, aia = distribution_extensions(self._urls, ca.id, ocsp=True)
         builder = (
             builder.add_extension(authority_key_identifier(ca_cert), critical=False)
             .add_extension(cdp, critical=False)

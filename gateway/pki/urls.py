@@ -7,6 +7,9 @@ import uuid
 
 CRL_PATH = "/pki/crl/{ca_id}.crl"
 CA_CERT_PATH = "/pki/ca/{ca_id}.crt"
+# RFC 6960 §A.1: POST to the responder URL, or GET with the base64 request appended.
+OCSP_PATH = "/pki/ocsp/{ca_id}"
+OCSP_GET_PATH = OCSP_PATH + "/{ocsp_request:.+}"
 
 
 class GatewayUrls:
@@ -20,3 +23,6 @@ class GatewayUrls:
 
     def issuer_url(self, ca_id: uuid.UUID) -> str:
         return self.base_url + CA_CERT_PATH.format(ca_id=ca_id)
+
+    def ocsp_url(self, ca_id: uuid.UUID) -> str:
+        return self.base_url + OCSP_PATH.format(ca_id=ca_id)

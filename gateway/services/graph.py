@@ -23,6 +23,7 @@ from gateway.pki.urls import GatewayUrls
 from gateway.pki.verifier import SecretVerifier
 from gateway.services.approvals import approval_gate
 from gateway.services.crl import CrlService
+from gateway.services.ocsp import OcspService
 from gateway.targets import TargetResolver
 from store.db import Database, Tx
 from store.migrate import upgrade
@@ -49,6 +50,8 @@ class Services:
     # process; gateway.app starts their loops when it runs background tasks.
     dispatcher: Dispatcher | None = None
     scanner: ExpiryScanner | None = None
+    # The OCSP responder (RFC 6960) of the CAs whose keys are held here (open_services).
+    ocsp: OcspService | None = None
 
     async def close(self) -> None:
         self.verifier.close()
@@ -116,6 +119,7 @@ async def open_services(config: Config, *, migrate: bool = True) -> Services:
     services = Services(
         config, db, kms, signer, urls, clock, events, metrics, enrollment, crl, TargetResolver(db)
     )
+    services.ocsp = OcspService(db, signer, clock)
     dispatcher = Dispatcher(db, kms, clock, config)
     services.dispatcher = dispatcher
     services.scanner = ExpiryScanner(db, clock, config, on_recorded=dispatcher.wake)

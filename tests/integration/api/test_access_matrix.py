@@ -234,6 +234,11 @@ SAMPLES: dict[str, Sample] = {
     "openapi": Sample(A.PUBLIC, 200, fixed()),
     "pki.crl": Sample(A.PUBLIC, 200, _ca),
     "pki.ca_cert": Sample(A.PUBLIC, 200, _ca),
+    # An OCSP answer is HTTP 200 whatever it says (here malformedRequest: the JSON body).
+    "pki.ocsp": Sample(A.PUBLIC, 200, _ca),
+    "pki.ocsp_get": Sample(
+        A.PUBLIC, 200, at(lambda w: Call({"ca_id": w.root_ca_id, "ocsp_request": "MAA="}))
+    ),
     # product administration
     "projects.list": Sample(A.PRODUCT_ADMIN, 200, fixed()),
     "projects.create": Sample(

@@ -32,6 +32,9 @@ class FakeUrls:
     def issuer_url(self, ca_id: uuid.UUID) -> str:
         return f"http://pki.test/pki/ca/{ca_id}.crt"
 
+    def ocsp_url(self, ca_id: uuid.UUID) -> str:
+        return f"http://pki.test/pki/ocsp/{ca_id}"
+
 
 @dataclass
 class KmsWorld:

@@ -198,7 +198,8 @@ async def test_leaf_contents(kms: Kms, urls: FakeUrls, make_ca: MakeCa, openssl:
     assert [name.value for name in cdp[0].full_name] == [urls.crl_url(pki.inter_ca.id)]
     aia = _ext(cert, x509.AuthorityInformationAccess).value
     assert [(d.access_method, d.access_location.value) for d in aia] == [
-        (AuthorityInformationAccessOID.CA_ISSUERS, urls.issuer_url(pki.inter_ca.id))
+        (AuthorityInformationAccessOID.CA_ISSUERS, urls.issuer_url(pki.inter_ca.id)),
+        (AuthorityInformationAccessOID.OCSP, urls.ocsp_url(pki.inter_ca.id)),
     ]
 
     # OpenSSL reads the same extensions.
@@ -211,6 +212,7 @@ async def test_leaf_contents(kms: Kms, urls: FakeUrls, make_ca: MakeCa, openssl:
         "Digital Signature, Key Encipherment",
         f"URI:{urls.crl_url(pki.inter_ca.id)}",
         f"CA Issuers - URI:{urls.issuer_url(pki.inter_ca.id)}",
+        f"OCSP - URI:{urls.ocsp_url(pki.inter_ca.id)}",
         "CA:FALSE",
     ):
         assert expected in text.stdout
