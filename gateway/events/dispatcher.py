@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 import uuid
 from datetime import timedelta
 
@@ -25,6 +26,7 @@ import aiohttp
 from gateway.config import Config
 from gateway.core.alerts import (
     WEBHOOK_SECRET_PURPOSE,
+    Alert,
     Delivery,
     DeliveryStatus,
     retry_delay,
@@ -39,6 +41,8 @@ from store.db import Database
 log = logging.getLogger("certgate.events")
 
 POLL_S = 1.0
+# How long an alert and a decrypted webhook secret are reused between deliveries.
+CACHE_S = 2.0
 _rng = random.SystemRandom()
 
 
@@ -59,18 +63,40 @@ class Dispatcher:
         # database round trips around it.
         self.claim_lease = timedelta(seconds=3 * events.send_timeout_s + 10)
         self.sent = 0
+        self._alerts: dict[uuid.UUID, tuple[float, Alert | None]] = {}
+        self._secrets: dict[uuid.UUID, tuple[float, str]] = {}
 
     def wake(self) -> None:
         """Something was committed to the outbox: look now rather than at the next poll."""
         self._wake.set()
 
     async def _secret(self, project_id: uuid.UUID, channel_id: uuid.UUID) -> str:
+        now = time.monotonic()
+        cached = self._secrets.get(channel_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
         async with self._db.transaction(read_only=True) as tx:
             secret = await tx.secrets.get_by_owner(secret_owner(channel_id), WEBHOOK_SECRET_PURPOSE)
         if secret is None:
             raise LookupError("the webhook channel's secret is gone")
         plain = await self._kms.decrypt(secret.project_id, secret.ciphertext, secret_aad(secret.id))
+        self._secrets[channel_id] = (now + CACHE_S, plain.decode())
         return plain.decode()
+
+    async def _alert(self, alert_id: uuid.UUID) -> Alert | None:
+        """The alert, read at most once per CACHE_S: a burst of deliveries of one alert
+        reads it once. An edit is seen within CACHE_S; a channel replaced meanwhile has lost
+        its secret, and that attempt is retried (channels.webhook), never signed wrongly."""
+        now = time.monotonic()
+        cached = self._alerts.get(alert_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with self._db.transaction(read_only=True) as tx:
+            alert = await tx.alerts.get(alert_id)
+        if len(self._alerts) > 1000:
+            self._alerts.clear()
+        self._alerts[alert_id] = (now + CACHE_S, alert)
+        return alert
 
     async def claim(self, limit: int) -> list[Delivery]:
         async with self._db.transaction() as tx:
@@ -79,8 +105,7 @@ class Dispatcher:
     async def attempt(self, delivery: Delivery, http: aiohttp.ClientSession) -> None:
         """Send one claimed delivery and record the outcome."""
         events = self._config.events
-        async with self._db.transaction(read_only=True) as tx:
-            alert = await tx.alerts.get(delivery.alert_id)
+        alert = await self._alert(delivery.alert_id)
         error: DeliveryError | None = None
         if alert is None or delivery.channel_index >= len(alert.channels):
             error = DeliveryError("the alert or its channel was removed", permanent=True)

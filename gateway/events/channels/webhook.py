@@ -66,7 +66,9 @@ async def send(ctx: ChannelContext, channel: Channel, delivery: Delivery) -> str
     try:
         secret = await ctx.webhook_secret(ctx.project_id, channel.id)
     except LookupError as err:
-        raise DeliveryError(str(err), permanent=True) from None
+        # Retried, not failed: the alert read may be a moment old (the Dispatcher's cache)
+        # and the channel just replaced; the next attempt reads it afresh.
+        raise DeliveryError(str(err)) from None
     body = body_bytes(delivery.payload)
     sent = headers(secret, str(delivery.id), int(time.time()), body)
     status = await post_json(
