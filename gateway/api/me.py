@@ -52,8 +52,9 @@ async def new_token(request: web.Request) -> web.Response:
             raise InvalidInput(
                 f"expires_at must not be later than the calling token's ({ser.ts(limit)})"
             )
+    # Nor its revocation: the new token is revoked with the calling one.
     token, plaintext = await principals.create_token(
-        services(request), actor(request), auth.principal.id, name, expires_at
+        services(request), actor(request), auth.principal.id, name, expires_at, parent=auth.token.id
     )
     return created_token_response(token, plaintext)
 

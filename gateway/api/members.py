@@ -9,9 +9,9 @@ from aiohttp import web
 
 from gateway.api import models
 from gateway.api import serializers as ser
-from gateway.api.common import actor, body_of, path_uuid, services
+from gateway.api.common import PRINCIPAL, actor, body_of, path_uuid, services
 from gateway.api.routing import Permission, Route
-from gateway.core.model import Application, Member, Principal
+from gateway.core.model import Application, Member, Principal, ProductRole
 from gateway.services import members as admin
 from gateway.services.certificates import resolve_application
 
@@ -42,7 +42,15 @@ async def add_member(request: web.Request) -> web.Response:
     body = body_of(request, models.MemberBody)
     svc = services(request)
     app = await resolve_application(svc, request.match_info["app"])
-    member, principal = await admin.add_member(svc, actor(request), app, body.principal, body.role)
+    caller = request[PRINCIPAL].principal
+    member, principal = await admin.add_member(
+        svc,
+        actor(request),
+        app,
+        body.principal,
+        body.role,
+        product_admin=caller.product_role is ProductRole.ADMIN,
+    )
     return web.json_response(member_json(app, member, principal), status=201)
 
 

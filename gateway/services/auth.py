@@ -22,8 +22,12 @@ from gateway.pki.verifier import SecretVerifier
 from gateway.services.audit import Actor, event
 from gateway.services.members import removal_event
 from store.db import Database, Tx
+from store.filters import AuditFilter
 
 TOKEN_PREFIX = "cgt_"
+# Audit action recording that a token minted another (target: the parent).
+DERIVED = "token.derived"
+_MAX_DERIVED = 10_000
 
 
 class Unset:
@@ -129,8 +133,11 @@ async def create_token(
     principal_id: uuid.UUID,
     name: str,
     expires_at: datetime | None = None,
+    *,
+    parent: uuid.UUID | None = None,
 ) -> tuple[ApiToken, str]:
-    """Returns the stored token and the plaintext, which is shown once and never stored."""
+    """Returns the stored token and the plaintext, which is shown once and never stored.
+    `parent`: the token that minted this one (/me/tokens); revoking it revokes this too."""
     if await tx.principals.get(principal_id) is None:
         raise NotFound("principal not found")
     if expires_at is not None and expires_at <= at:
@@ -160,6 +167,12 @@ async def create_token(
             },
         )
     )
+    if parent is not None:
+        # The derivation is recorded as an audit event on the parent (the tokens table has
+        # no column for it; adding one needs a migration): revoke_token follows it.
+        await tx.audit.add(
+            event(actor, at, DERIVED, "token", parent, details={"token_id": str(token.id)})
+        )
     return token, f"{TOKEN_PREFIX}{token.id.hex}_{secret}"
 
 
@@ -294,4 +307,41 @@ async def revoke_token(
             details={"principal_id": str(token.principal_id), "name": token.name},
         )
     )
+    await _revoke_derived(tx, actor, at, token_id)
     return revoked
+
+
+async def _revoke_derived(tx: Tx, actor: Actor, at: datetime, root: uuid.UUID) -> None:
+    """Revoke every token minted with `root`, and those minted with them: a token made
+    from a leaked one must not outlive the leaked one's revocation."""
+    pending, seen = [root], {root}
+    while pending:
+        parent = pending.pop()
+        derived = await tx.audit.list(
+            AuditFilter(action=DERIVED, target_id=str(parent)), limit=_MAX_DERIVED
+        )
+        for record in derived.items:
+            child_id = uuid.UUID(str(record.details["token_id"]))
+            if child_id in seen:
+                continue
+            seen.add(child_id)
+            pending.append(child_id)
+            child = await tx.tokens.get(child_id)
+            if child is None or child.revoked_at is not None:
+                continue
+            if await tx.tokens.revoke(child_id, at) is None:
+                continue
+            await tx.audit.add(
+                event(
+                    actor,
+                    at,
+                    "token.revoked",
+                    "token",
+                    child_id,
+                    details={
+                        "principal_id": str(child.principal_id),
+                        "name": child.name,
+                        "parent_token_id": str(parent),
+                    },
+                )
+            )

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from gateway.core.errors import InvalidInput, NotFound
-from gateway.core.model import Application, AppRole, AuditEvent, Member, Principal
+from gateway.core.model import Application, AppRole, AuditEvent, Member, Principal, ProductRole
 from gateway.services.audit import Actor, event
 
 if TYPE_CHECKING:
@@ -30,20 +30,32 @@ def parse_role(value: Any) -> AppRole:
     raise InvalidInput(f"unknown role {value!r} (allowed: {ROLES})", code="invalid_role")
 
 
-async def find_principal(tx: Tx, ref: Any) -> Principal:
+async def find_principal(tx: Tx, ref: Any, *, within: Application | None = None) -> Principal:
     """A principal by id or by name (ids are tried first; names cannot be UUIDs only by
-    convention, so an id match wins)."""
+    convention, so an id match wins).
+
+    `within`: the caller is an application's Admin, not a Product Admin. It may not look
+    principals up outside that application: by name it finds only the application's own
+    members (a name is guessable, an id is not: a new member tells the Admin its id, which
+    GET /api/v1/me shows), and it never finds a Product Admin it could add to its
+    application. Either answers "not found", like a principal that does not exist."""
     if not isinstance(ref, str) or not ref.strip():
         raise InvalidInput("principal must be a principal id or name")
-    principal = None
+    principal, by_name = None, False
     try:
         principal = await tx.principals.get(uuid.UUID(ref))
     except ValueError:
         pass
     if principal is None:
-        principal = await tx.principals.get_by_name(ref.strip())
+        principal, by_name = await tx.principals.get_by_name(ref.strip()), True
+    if principal is not None and within is not None:
+        if principal.product_role is ProductRole.ADMIN:
+            principal = None
+        elif by_name and await tx.members.get(within.id, principal.id) is None:
+            principal = None
     if principal is None:
-        raise NotFound(f"principal {ref!r} not found")
+        hint = " (outside the application, name a principal by its id)" if within else ""
+        raise NotFound(f"principal {ref!r} not found{hint}")
     return principal
 
 
@@ -62,11 +74,18 @@ async def list_members(
 
 
 async def add_member(
-    services: Services, actor: Actor, app: Application, principal_ref: Any, role: AppRole
+    services: Services,
+    actor: Actor,
+    app: Application,
+    principal_ref: Any,
+    role: AppRole,
+    *,
+    product_admin: bool = True,
 ) -> tuple[Member, Principal]:
-    """Give a principal (by id or name: find_principal) a role in the application."""
+    """Give a principal (by id or name: find_principal) a role in the application;
+    `product_admin` False: the caller is only the application's Admin."""
     async with services.db.transaction() as tx:
-        principal = await find_principal(tx, principal_ref)
+        principal = await find_principal(tx, principal_ref, within=None if product_admin else app)
         at = services.clock.now()
         member = Member(app.id, principal.id, role, at)
         await tx.members.add(member)  # Conflict(already_member) on a second add

@@ -122,11 +122,14 @@ async def create_token(
     principal_id: uuid.UUID,
     name: str,
     expires_at: datetime | None = None,
+    *,
+    parent: uuid.UUID | None = None,
 ) -> tuple[ApiToken, str]:
-    """The stored token and the plaintext, which is shown once and never stored."""
+    """The stored token and the plaintext, which is shown once and never stored; with
+    `parent`, the token dies with that one's revocation."""
     async with services.db.transaction() as tx:
         return await auth.create_token(
-            tx, actor, services.clock.now(), principal_id, name, expires_at
+            tx, actor, services.clock.now(), principal_id, name, expires_at, parent=parent
         )
 
 

@@ -168,7 +168,8 @@ async def _revoke_token(w: World, caller: str) -> Call:
 
 
 async def _add_member(w: World, caller: str) -> Call:
-    return Call(DEMO, {"principal": (await w.principal())["name"], "role": "auditor"})
+    # By id: an application Admin cannot look principals up by name (finding 9).
+    return Call(DEMO, {"principal": (await w.principal())["id"], "role": "auditor"})
 
 
 async def _change_member(w: World, caller: str) -> Call:

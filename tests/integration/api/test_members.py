@@ -134,9 +134,12 @@ async def test_fail_change_or_remove_non_member(gateway: Gateway) -> None:
 async def test_ok_app_admin_manages_members_of_its_own_app_only(gateway: Gateway) -> None:
     _, boss = await user(gateway, "boss")
     await gateway.post(MEMBERS, {"principal": "boss", "role": "admin"}, status=201)
-    await user(gateway, "alice")
+    alice, _ = await user(gateway, "alice")
     await second_app(gateway)
-    await gateway.post(MEMBERS, {"principal": "alice", "role": "auditor"}, token=boss, status=201)
+    # By id: an application Admin cannot look principals up by name (test_token_scope.py).
+    await gateway.post(
+        MEMBERS, {"principal": alice["id"], "role": "auditor"}, token=boss, status=201
+    )
     other = "/api/v1/applications/payments/members"
     denied = await gateway.post(other, {"principal": "alice", "role": "auditor"}, token=boss)
     assert denied["error"]["code"] == "forbidden"
