@@ -99,6 +99,9 @@ class Dispatcher:
         return alert
 
     async def claim(self, limit: int) -> list[Delivery]:
+        async with self._db.transaction(read_only=True) as tx:
+            if not await tx.deliveries.any_due(self._clock.now()):
+                return []
         async with self._db.transaction() as tx:
             return await tx.deliveries.claim(self._clock.now(), limit, self.claim_lease)
 

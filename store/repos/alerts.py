@@ -214,6 +214,14 @@ class DeliveryRepository(Repository):
             _delivery,
         )
 
+    async def any_due(self, now: datetime) -> bool:
+        """Whether a claim would find something: a read, so that an idle worker's poll
+        takes no write lock (SQLite has one for the whole database)."""
+        due = select(_d.c.id).where(
+            or_(_d.c.status == _PENDING, _d.c.status == _SENDING), _d.c.next_attempt_at <= now
+        )
+        return (await self._session.execute(due.limit(1))).first() is not None
+
     async def claim(self, now: datetime, limit: int, lease: timedelta) -> builtins.list[Delivery]:
         """Take up to `limit` due deliveries for this worker: pending ones whose time has
         come, and `sending` ones whose claim lapsed (their process died mid-send). Each

@@ -12,11 +12,14 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-from gateway.core.alerts import DeliveryStatus
-from gateway.core.model import AuditEvent
+from gateway.core.alerts import Alert, AlertEvent, Channel, ChannelType, DeliveryStatus
+from gateway.core.enrollment import EnrollmentRequest
+from gateway.core.model import AuditEvent, EnrollmentMethod, new_id
 from gateway.events.outbox import AlertOutbox
 from gateway.events.scheduler import ExpiryScanner
+from gateway.services import alerts as alert_service
 from tests.helpers.receivers import SmtpServer, WebhookReceiver
+from tests.helpers.x509util import make_csr
 from tests.integration.api.conftest import Gateway
 
 ALERTS = "/api/v1/applications/demo/alerts"
@@ -235,3 +238,60 @@ async def test_a_rolled_back_change_writes_no_delivery(
     assert len(await deliveries(gw, made["id"])) == 1  # the issuance's own, not the rolled back
     async with services.db.transaction(read_only=True) as tx:
         assert await tx.deliveries.count(DeliveryStatus.PENDING) == 1
+
+
+async def test_legacy_project_alerts_fire_for_legacy_issuance_only(
+    alerts_gateway: Gateway, receiver: WebhookReceiver
+) -> None:
+    """A legacy alert hears certificates issued through its project's legacy profile
+    endpoints (no application); an application's alert does not, and vice versa."""
+    gw = alerts_gateway
+    services = gw.services
+    app_alert = await alert(gw, receiver, "app-only")
+    boot = gw.bootstrap
+    async with services.db.transaction(read_only=True) as tx:
+        profile = await tx.profiles.get(uuid.UUID(boot["profile_id"]))
+        legacy_profile = next(
+            p for p in await tx.profiles.list(profile.project_id) if p.slug != profile.slug
+        )
+    now = services.clock.now()
+    legacy = Alert(
+        new_id(),
+        legacy_profile.project_id,
+        None,
+        "legacy",
+        AlertEvent.ISSUANCE,
+        None,
+        (),
+        (Channel(ChannelType.WEBHOOK, new_id(), url=f"{receiver.base}/legacy"),),
+        now,
+        now,
+    )
+    async with services.db.transaction() as tx:
+        await tx.alerts.add(legacy)
+    receiver.secrets["legacy"] = "whsec_" + "QUJD" * 8
+    # The secret, stored as the alerts service stores it (legacy alerts come from the
+    # legacy system's data; the REST API never creates one).
+    async with services.db.transaction() as tx:
+        await alert_service._store_secret(
+            services, tx, legacy.project_id, legacy.channels[0].id, receiver.secrets["legacy"]
+        )
+    request = EnrollmentRequest(
+        profile=legacy_profile,
+        application=None,
+        csr=make_csr("legacy-alert.example.com")[0],
+        requester="est:device",
+        method=EnrollmentMethod.EST,
+    )
+    issued = await services.enrollment.enroll(request)
+    await issue(gw, "app-alert.example.com")
+    async with workers(gw):
+        (got,) = await receiver.wait_for("legacy")
+        await receiver.wait_for("app-only")
+        await asyncio.sleep(0.3)
+    assert got.verified and got.body["data"]["application"] is None
+    assert got.body["data"]["certificate"]["id"] == str(issued.certificate.id)  # type: ignore[union-attr]
+    assert [r.body["data"]["certificate"]["common_name"] for r in receiver.at("app-only")] == [
+        "app-alert.example.com"
+    ]
+    assert len(receiver.at("legacy")) == 1 and app_alert["id"]
