@@ -24,7 +24,7 @@ from gateway.api.routing import Handler, Permission, Route
 from gateway.core import csr as csr_lib
 from gateway.core.approval import Decision
 from gateway.core.errors import BadCSR
-from gateway.core.model import ApprovalPolicy, Certificate, CertificateRequest
+from gateway.core.model import ApprovalPolicy, Certificate, CertificateRequest, ProductRole
 from gateway.services import approvals as appr
 from gateway.services.certificates import resolve, resolve_application
 
@@ -130,7 +130,10 @@ async def put_policy(request: web.Request) -> web.Response:
     body = await json_body(request)
     svc = services(request)
     target = await resolve(svc, request.match_info["app"], request.match_info["profile"])
-    policy, created = await appr.put_policy(svc, target, actor(request), body)
+    caller = request[PRINCIPAL].principal
+    policy, created = await appr.put_policy(
+        svc, target, actor(request), body, product_admin=caller.product_role is ProductRole.ADMIN
+    )
     return web.json_response(
         policy_json(policy, target.application.slug, target.profile.slug),
         status=201 if created else 200,

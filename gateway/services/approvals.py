@@ -26,6 +26,7 @@ from gateway.core.model import (
     Page,
     Principal,
     PrincipalKind,
+    ProductRole,
     RequestState,
     new_id,
 )
@@ -85,36 +86,69 @@ def _unknown_keys(body: dict[str, Any], allowed: frozenset[str], where: str) -> 
         )
 
 
-async def _principal(tx: Tx, value: Any, where: str) -> Principal:
-    """A principal named by id or by name; it must exist and not be disabled."""
+@dataclass(frozen=True)
+class Scope:
+    """Whom an application's policy may name. `product_admin`: the caller is a Product
+    Admin; an application Admin must not look principals up by name outside its
+    application (a name is guessable, an id is not)."""
+
+    application_id: uuid.UUID
+    product_admin: bool
+
+
+async def _may_name(
+    tx: Tx, found: Principal, scope: Scope, *, by_name: bool, decides: bool
+) -> bool:
+    if await tx.members.get(scope.application_id, found.id) is not None:
+        return True
+    if by_name and not scope.product_admin:
+        return False
+    # Outside the application only a Product Admin reaches its requests: anyone else
+    # named as an approver could never decide, and the requests would wait for ever.
+    return found.product_role is ProductRole.ADMIN or not decides
+
+
+async def _principal(
+    tx: Tx, value: Any, where: str, scope: Scope | None = None, *, decides: bool = False
+) -> Principal:
+    """A principal named by id or by name; it must exist and not be disabled, and within
+    `scope` be one the caller may name (else it is unknown, as one that does not exist)."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(f"{where}: principals are given by id or name (strings)")
+    by_name = False
     try:
         found = await tx.principals.get(uuid.UUID(value))
     except ValueError:
-        found = await tx.principals.get_by_name(value.strip())
+        found, by_name = await tx.principals.get_by_name(value.strip()), True
+    if found is not None and scope is not None:
+        if not await _may_name(tx, found, scope, by_name=by_name, decides=decides):
+            found = None
     if found is None or found.disabled:
         raise InvalidInput(f"{where}: unknown principal '{value}'", code="unknown_principal")
     return found
 
 
-async def _principals(tx: Tx, values: Any, where: str) -> tuple[Principal, ...]:
+async def _principals(
+    tx: Tx, values: Any, where: str, scope: Scope | None = None, *, decides: bool = False
+) -> tuple[Principal, ...]:
     if not isinstance(values, list):
         raise InvalidInput(f"{where} must be a list of principal ids or names")
     if len(values) > MAX_APPROVERS:
         raise InvalidInput(f"{where} names more than {MAX_APPROVERS} principals")
-    found = [await _principal(tx, v, where) for v in values]
+    found = [await _principal(tx, v, where, scope, decides=decides) for v in values]
     if len({p.id for p in found}) != len(found):
         raise InvalidInput(f"{where} names a principal twice")
     return tuple(found)
 
 
-async def _step(tx: Tx, raw: Any, index: int) -> ApprovalStep:
+async def _step(tx: Tx, raw: Any, index: int, scope: Scope | None) -> ApprovalStep:
     where = f"steps[{index}]"
     if not isinstance(raw, dict):
         raise InvalidInput(f"{where} must be an object with approvers and required")
     _unknown_keys(raw, _STEP_KEYS, where)
-    approvers = await _principals(tx, raw.get("approvers"), f"{where}.approvers")
+    approvers = await _principals(
+        tx, raw.get("approvers"), f"{where}.approvers", scope, decides=True
+    )
     if not approvers:
         raise InvalidInput(f"{where}.approvers must name at least one principal")
     required = raw.get("required", 1)
@@ -128,11 +162,13 @@ async def _step(tx: Tx, raw: Any, index: int) -> ApprovalStep:
 
 
 async def parse_policy(
-    tx: Tx, target: AttachedTarget, body: dict[str, Any], now: datetime
+    tx: Tx, target: AttachedTarget, body: dict[str, Any], now: datetime, *, product_admin: bool
 ) -> ApprovalPolicy:
     """The PUT body: {"steps": [{"approvers": [id or name, …], "required": n}, …],
-    "bypass": [machine identity id or name, …], "request_ttl_hours": h}."""
-    steps, bypass, ttl_seconds = await parse_rules(tx, body)
+    "bypass": [machine identity id or name, …], "request_ttl_hours": h}. Approvers must be
+    able to reach the request: the application's members or Product Admins (Scope)."""
+    scope = Scope(target.application.id, product_admin)
+    steps, bypass, ttl_seconds = await parse_rules(tx, body, scope)
     return ApprovalPolicy(
         id=new_id(),
         application_id=target.application.id,
@@ -145,7 +181,7 @@ async def parse_policy(
 
 
 async def parse_rules(
-    tx: Tx, body: dict[str, Any]
+    tx: Tx, body: dict[str, Any], scope: Scope | None = None
 ) -> tuple[tuple[ApprovalStep, ...], tuple[uuid.UUID, ...], int]:
     """What a policy body sets, for an application's policy and a legacy one alike: the
     steps, the bypass principal ids and the request TTL in seconds."""
@@ -155,8 +191,8 @@ async def parse_rules(
         raise InvalidInput("steps must be a non-empty list of approval steps")
     if len(steps_raw) > MAX_STEPS:
         raise InvalidInput(f"at most {MAX_STEPS} approval steps")
-    steps = tuple([await _step(tx, raw, i) for i, raw in enumerate(steps_raw)])
-    bypass = await _principals(tx, body.get("bypass", []), "bypass")
+    steps = tuple([await _step(tx, raw, i, scope) for i, raw in enumerate(steps_raw)])
+    bypass = await _principals(tx, body.get("bypass", []), "bypass", scope)
     # issue 3: "an optional bypass for named machine identities" — a person always asks.
     people = [p.name for p in bypass if p.kind is not PrincipalKind.MACHINE]
     if people:
@@ -190,13 +226,19 @@ async def get_policy(services: Services, target: AttachedTarget) -> ApprovalPoli
 
 
 async def put_policy(
-    services: Services, target: AttachedTarget, actor: Actor, body: dict[str, Any]
+    services: Services,
+    target: AttachedTarget,
+    actor: Actor,
+    body: dict[str, Any],
+    *,
+    product_admin: bool = True,
 ) -> tuple[ApprovalPolicy, bool]:
-    """Create or replace; (policy, created). Open requests are judged by the new steps."""
+    """Create or replace; (policy, created). Open requests are judged by the new steps.
+    `product_admin` False: the caller is only the application's Admin (Scope)."""
     now = services.clock.now()
     app = target.application
     async with services.db.transaction() as tx:
-        wanted = await parse_policy(tx, target, body, now)
+        wanted = await parse_policy(tx, target, body, now, product_admin=product_admin)
         before = await tx.approval_policies.get_for(app.id, target.profile.id)
         saved = await tx.approval_policies.put(wanted)
         await tx.audit.add(

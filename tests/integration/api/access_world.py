@@ -258,7 +258,9 @@ async def _gate(w: World) -> None:
     w.gated = await w.attached_profile()
     profiles = await w.admin("GET", "/api/v1/profiles", status=200)
     w.gated_id = next(p["id"] for p in profiles["items"] if p["slug"] == w.gated)
-    approvers = sorted(w.principal_ids.values())
+    # Every caller that can reach the application (finding 9: approvers are members or
+    # Product Admins); the product member is neither.
+    approvers = sorted(i for c, i in w.principal_ids.items() if c != "product_member")
     await w.admin(
         "PUT",
         f"/api/v1/applications/demo/profiles/{w.gated}/approval-policy",
