@@ -89,7 +89,8 @@ def check_pattern(pattern: str) -> None:
     try:
         parsed = sre_parse.parse(pattern)
         regex.compile(pattern)
-    except (sre_constants.error, regex.error) as err:
+    except (sre_constants.error, regex.error, OverflowError, RecursionError) as err:
+        # OverflowError: a repetition count past C's range ("a{99999999999999999999}").
         raise UnsafePattern(f"not a valid regular expression: {err}") from None
     _walk(parsed, False)
 
