@@ -17,9 +17,12 @@ from gateway.api.common import (
     query_of,
     services,
 )
+from gateway.api.outputs import PrivateKeyOut
 from gateway.api.routing import Permission, Route
 from gateway.core.enrollment import Pending
+from gateway.core.errors import InvalidInput
 from gateway.services import certificates as certs
+from gateway.services import key_custody
 from store.filters import CertificateListStatus
 
 
@@ -32,7 +35,8 @@ def _result(result: certs.IssueResult) -> web.Response:
         )
     body: dict[str, Any] = ser.certificate(result.outcome.certificate)
     if result.private_key_pem is not None:
-        # Shown once: the gateway keeps no copy of a generated key.
+        # Returned with the certificate; kept (encrypted) for …/private-key unless the request
+        # said "store_key": false (gateway.services.key_custody).
         body["private_key_pem"] = result.private_key_pem
     return web.json_response(body, status=201, headers={"Cache-Control": "no-store"})
 
@@ -86,6 +90,26 @@ async def renew(request: web.Request) -> web.Response:
     return _result(await certs.renew(svc, app, path_uuid(request, "cert_id"), actor(request), body))
 
 
+async def private_key(request: web.Request) -> web.Response:
+    """The kept server-generated key. The passphrase travels in a header, never in the
+    URL: query strings end up in access logs and proxies' logs."""
+    if "passphrase" in request.query:
+        raise InvalidInput(
+            f"send the passphrase in the {key_custody.PASSPHRASE_HEADER} header, not the URL",
+            code="passphrase_in_url",
+        )
+    svc = services(request)
+    app = await certs.resolve_application(svc, request.match_info["app"])
+    pem = await key_custody.read_private_key(
+        svc,
+        app,
+        path_uuid(request, "cert_id"),
+        actor(request),
+        request.headers.get(key_custody.PASSPHRASE_HEADER),
+    )
+    return web.json_response({"private_key_pem": pem}, headers={"Cache-Control": "no-store"})
+
+
 def routes() -> list[Route]:
     base = "/api/v1/applications/{app}"
     return [
@@ -118,6 +142,17 @@ def routes() -> list[Route]:
             Permission.APP_READ,
             "Get a certificate with its chain",
             "certificates",
+        ),
+        Route(
+            "GET",
+            base + "/certificates/{cert_id}/private-key",
+            private_key,
+            "certificates.private_key",
+            Permission.APP_ISSUE,
+            "Read the kept server-generated private key (audited; optional "
+            "X-Key-Passphrase header encrypts it)",
+            "certificates",
+            schemas={200: PrivateKeyOut},
         ),
         Route(
             "POST",

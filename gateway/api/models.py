@@ -124,12 +124,18 @@ class IssueBody(Body):
     sans: list[Name] | None = Field(None, max_length=100)
     passphrase: Name | None = None
     validity_days: Days | None = None
+    store_key: bool = Field(
+        True, description="Keep a server-generated key, encrypted, for …/private-key"
+    )
 
 
 class RenewBody(Body):
     csr: Pem | None = None
     key_type: KeyType | None = None
     validity_days: Days | None = None
+    store_key: bool = Field(
+        True, description="Keep a server-generated key, encrypted, for …/private-key"
+    )
 
 
 class RevokeBody(Body):

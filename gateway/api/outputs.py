@@ -123,6 +123,13 @@ class IssuedOut(CertificateOut):
     private_key_pem: OptStr = None
 
 
+class PrivateKeyOut(Out):
+    private_key_pem: Annotated[
+        str,
+        Field(description="PKCS#8 PEM; ENCRYPTED PRIVATE KEY when X-Key-Passphrase was given"),
+    ]
+
+
 class PendingOut(Out):
     request_id: Str
     status: Annotated[str, Field(json_schema_extra={"enum": ["pending"]})]

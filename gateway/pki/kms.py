@@ -52,6 +52,13 @@ def secret_aad(secret_id: uuid.UUID) -> bytes:
     return b"certgate/secret/v1/" + secret_id.bytes
 
 
+def certificate_key_aad(certificate_id: uuid.UUID) -> bytes:
+    """AAD for a server-generated certificate key kept in custody (a `Secret` whose
+    owner is the certificate): bound to the certificate, so a blob copied onto another
+    certificate's row fails to decrypt (gateway.services.key_custody)."""
+    return b"certgate/certificate-key/v1/" + certificate_id.bytes
+
+
 def project_key_aad(project_id: uuid.UUID) -> bytes:
     """AAD for a project's wrapped data key (`Project.wrapped_data_key`)."""
     return b"certgate/project-data-key/v1/" + project_id.bytes

@@ -28,6 +28,7 @@ from gateway.core.model import (
 from gateway.pki.keys import PrivateKey, build_csr, generate_private_key, private_key_to_pem
 from gateway.services.audit import Actor
 from gateway.services.graph import Services
+from gateway.services.key_custody import KeepKey
 from gateway.targets import AttachedTarget
 from store.db import Tx
 from store.filters import CertificateFilter, CertificateListStatus
@@ -164,8 +165,12 @@ async def issue(
     renewed_from: uuid.UUID | None = None,
     method: EnrollmentMethod = EnrollmentMethod.API,
 ) -> IssueResult:
-    """Body: {"csr": PEM} or {"key_type", "subject", "sans", "passphrase"} (server-side key)."""
+    """Body: {"csr": PEM} or {"key_type", "subject", "sans", "passphrase", "store_key"}
+    (server-side key, kept in custody unless store_key is false: key_custody)."""
     validity = _validity(body.get("validity_days"))
+    store_key = body.get("store_key", True)
+    if not isinstance(store_key, bool):
+        raise InvalidInput("store_key must be a boolean")
     private_key_pem = None
     key: PrivateKey | None = None  # generated here: a self-signed profile signs with it
     if body.get("csr") is not None:
@@ -205,7 +210,9 @@ async def issue(
             requested_validity_days=validity,
             renewed_from=renewed_from,
             subject_key=key,
-        )
+        ),
+        # Kept in the transaction that stores the certificate, or not at all.
+        also=KeepKey(services.kms, key) if key is not None and store_key else None,
     )
     if isinstance(outcome, Pending):
         private_key_pem = None  # not issued: the key would be useless and must not linger

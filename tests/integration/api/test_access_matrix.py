@@ -308,6 +308,9 @@ SAMPLES: dict[str, Sample] = {
     "certificates.get": Sample(
         A.APP_READ, 200, at(lambda w: Call({**DEMO, "cert_id": w.certificate_id}))
     ),
+    "certificates.private_key": Sample(
+        A.APP_ISSUE, 200, at(lambda w: Call({**DEMO, "cert_id": w.certificate_id}))
+    ),
     "certificates.revoke": Sample(A.APP_ISSUE, 200, _cert_call({"reason": "superseded"})),
     "certificates.renew": Sample(A.APP_ISSUE, 201, _cert_call({})),
     # principals and tokens
