@@ -295,3 +295,26 @@ async def test_legacy_project_alerts_fire_for_legacy_issuance_only(
         "app-alert.example.com"
     ]
     assert len(receiver.at("legacy")) == 1 and app_alert["id"]
+
+
+async def test_slack_and_pagerduty_channels_post_their_formats(
+    alerts_gateway: Gateway, receiver: WebhookReceiver
+) -> None:
+    gw = alerts_gateway
+    channels = [
+        {"type": "slack", "url": f"{receiver.base}/slack"},
+        {"type": "pagerduty", "routing_key": "R0UTING", "url": f"{receiver.base}/pd"},
+    ]
+    made = await gw.post(
+        ALERTS, {"name": "chat", "event": "issuance", "channels": channels}, status=201
+    )
+    await issue(gw, "chat.example.com")
+    async with workers(gw):
+        (slack,) = await receiver.wait_for("slack")
+        (pd,) = await receiver.wait_for("pd")
+        await wait_status(gw, made["id"], "succeeded")
+    assert "chat.example.com" in slack.body["text"] and slack.body["blocks"]
+    assert "webhook-signature" not in slack.headers
+    assert pd.body["routing_key"] == "R0UTING" and pd.body["event_action"] == "trigger"
+    assert pd.body["payload"]["source"] == "certgate"
+    assert "chat.example.com" in pd.body["payload"]["summary"]
