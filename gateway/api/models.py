@@ -364,6 +364,7 @@ class AcmeSettingsBody(Body):
 
 class ScepSettingsBody(Body):
     enabled: bool | None = None
+    allow_des: bool | None = None
 
 
 class ChallengeBody(Body):

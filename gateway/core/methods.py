@@ -152,10 +152,26 @@ class AcmeSettings:
 
 
 @dataclass(frozen=True)
-class ScepSettings(_OnOff):
-    """RFC 8894 enrollment; the RA and challenges are secrets, managed apart."""
+class ScepSettings:
+    """RFC 8894 enrollment; the RA and challenges are secrets, managed apart.
 
-    LABEL = "SCEP"
+    `allow_des`: accept single-DES envelopes. RFC 8894 §3.5.2 names only AES and 3DES, and
+    DES's 56-bit key is broken; only old devices (and micromdm's scepclient) still send it,
+    so it is off unless set for them, and each DES request is logged as a warning."""
+
+    enabled: bool = False
+    allow_des: bool = False
+
+    FIELDS = frozenset({"enabled", "allow_des"})
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> ScepSettings:
+        data = _object(raw, "scep")
+        _known(data, cls.FIELDS, "SCEP")
+        return cls(enabled=_flag(data, "enabled", False), allow_des=_flag(data, "allow_des", False))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"enabled": self.enabled, "allow_des": self.allow_des}
 
 
 @dataclass(frozen=True)

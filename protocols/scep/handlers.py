@@ -142,6 +142,7 @@ class ScepHandlers:
             if message.signed.content is None:
                 raise ScepFailure(FailInfo.BAD_REQUEST, "the message has no pkcsPKIEnvelope")
             plain, cipher = decrypt_enveloped(message.signed.content, ra.certificate, ra.key)
+            _check_cipher(target, message, cipher)
             outcome = await self._dispatch(request, backend, target, message, kind, plain, signer)
         except ScepFailure as failure:
             outcome = Outcome.failure(failure.fail_info, failure.message)
@@ -186,6 +187,23 @@ class ScepHandlers:
         if kind is MessageType.GET_CERT:
             return await backend.get_cert(target, issuer, serial)
         return await backend.get_crl(target, issuer, serial)
+
+
+def _check_cipher(target: EnrollmentTarget, message: PkiMessage, cipher: str) -> None:
+    """Single DES only where the SCEP settings allow it for old devices (ScepSettings)."""
+    if cipher != "des":
+        return
+    if not target.methods.scep.allow_des:
+        raise ScepFailure(
+            FailInfo.BAD_ALG,
+            "single DES is not accepted here; encrypt with AES or 3DES (RFC 8894 §3.5.2)",
+        )
+    log.warning(
+        "SCEP %s: transaction %s encrypted with single DES (allowed by the settings; DES is "
+        "broken, move the device to AES)",
+        target.profile.slug,
+        message.transaction_id,
+    )
 
 
 def _message_type(message: PkiMessage) -> MessageType:

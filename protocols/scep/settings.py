@@ -219,6 +219,7 @@ async def view(services: Services, tx: Tx, target: EnrollmentTarget) -> dict[str
     now = services.clock.now()
     return {
         "enabled": target.methods.scep.enabled,
+        "allow_des": target.methods.scep.allow_des,
         "has_static_challenge": challenge is not None,
         "unused_challenges": await tx.scep.count_unused_challenges(scep_scope(target), now),
         "ra": await _ra_view(services, tx, scep_scope(target)),
@@ -255,7 +256,8 @@ def _audit(
 async def update(
     services: Services, tx: Tx, actor: Actor, target: EnrollmentTarget, body: dict[str, Any]
 ) -> dict[str, Any]:
-    """PATCH {"enabled": bool}. Enabling creates the RA when there is none yet."""
+    """PATCH {"enabled": bool, "allow_des": bool}. Enabling creates the RA when there is
+    none yet."""
     ScepSettings.from_dict(body)  # the typed settings every route shares
     # Merged with the stored object as it is (not its typed reading), so what is stored and
     # audited stays exactly what was submitted over what was there.
@@ -429,16 +431,18 @@ async def bootstrap_scep(
     legacy_profile: Profile | None,
 ) -> dict[str, Any]:
     """Enable SCEP with a static challenge on the demo attachment (and the legacy profile);
-    returns the bootstrap.json keys (DESIGN.md, Contract)."""
+    returns the bootstrap.json keys (DESIGN.md, Contract). The demo allows single DES:
+    micromdm's scepclient still sends it."""
+    demo = {"enabled": True, "allow_des": True}
     new = await for_target(tx, app, profile)
-    new_view = await update(services, tx, actor, new, {"enabled": True})
+    new_view = await update(services, tx, actor, new, demo)
     data: dict[str, Any] = {
         "scep_url": new_view["urls"]["scep_url"],
         "scep_challenge": (await set_static_challenge(services, tx, actor, new, None))["challenge"],
     }
     if legacy_profile is not None:
         old = await for_profile(tx, legacy_profile.id)
-        old_view = await update(services, tx, actor, old, {"enabled": True})
+        old_view = await update(services, tx, actor, old, demo)
         data["legacy_scep_url"] = old_view["urls"]["scep_url"]
         data["legacy_scep_challenge"] = (
             await set_static_challenge(services, tx, actor, old, None)
