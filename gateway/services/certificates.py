@@ -7,14 +7,14 @@ import ipaddress
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, cast
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from gateway.core.csr import parse_csr
 from gateway.core.enrollment import EnrollmentRequest, Issued, Pending
-from gateway.core.errors import InvalidInput, NotFound
+from gateway.core.errors import Conflict, InvalidInput, NotFound
 from gateway.core.model import (
     Application,
     ApprovalPolicy,
@@ -28,7 +28,7 @@ from gateway.core.model import (
 from gateway.pki.keys import PrivateKey, build_csr, generate_private_key, private_key_to_pem
 from gateway.services.audit import Actor
 from gateway.services.graph import Services
-from gateway.services.key_custody import KeepKey
+from gateway.services.key_custody import KeepKey, held_key
 from gateway.targets import AttachedTarget
 from store.db import Tx
 from store.filters import CertificateFilter, CertificateListStatus
@@ -43,6 +43,10 @@ _SUBJECT_OIDS = {
     "L": NameOID.LOCALITY_NAME,
     "serialNumber": NameOID.SERIAL_NUMBER,
 }
+
+
+KeySource = Literal["new", "reuse", "csr"]
+KEY_SOURCES: tuple[KeySource, ...] = ("new", "reuse", "csr")
 
 
 @dataclass(frozen=True)
@@ -164,9 +168,12 @@ async def issue(
     *,
     renewed_from: uuid.UUID | None = None,
     method: EnrollmentMethod = EnrollmentMethod.API,
+    reuse_key: PrivateKey | None = None,
 ) -> IssueResult:
     """Body: {"csr": PEM} or {"key_type", "subject", "sans", "passphrase", "store_key"}
-    (server-side key, kept in custody unless store_key is false: key_custody)."""
+    (server-side key, kept in custody unless store_key is false: key_custody).
+    `reuse_key`: a kept key to certify again instead of generating one (renewal with
+    key_source "reuse")."""
     validity = _validity(body.get("validity_days"))
     store_key = body.get("store_key", True)
     if not isinstance(store_key, bool):
@@ -195,7 +202,7 @@ async def issue(
             parse_subject(body["subject"]) if body.get("subject") is not None else x509.Name([])
         )
         await _refuse_keygen_under_approval(services, target, actor)
-        key = generate_private_key(key_type)
+        key = reuse_key if reuse_key is not None else generate_private_key(key_type)
         csr = build_csr(key, subject, parse_sans(body.get("sans")))
         private_key_pem = private_key_to_pem(key, passphrase)
     outcome = await services.enrollment.enroll(
@@ -275,19 +282,45 @@ async def revoke(
     )
 
 
+def _key_source(body: dict[str, Any]) -> KeySource:
+    """`key_source` as asked, or implied: "csr" with a CSR, else "new"."""
+    raw = body.get("key_source")
+    has_csr = body.get("csr") is not None
+    if raw is None:
+        return "csr" if has_csr else "new"
+    if raw not in KEY_SOURCES:
+        raise InvalidInput(f"key_source must be one of {', '.join(KEY_SOURCES)}")
+    if (raw == "csr") != has_csr:
+        raise InvalidInput(
+            'key_source "csr" needs a csr, and a csr goes with key_source "csr" only',
+            code="key_source_mismatch",
+        )
+    return cast(KeySource, raw)
+
+
 async def renew(
     services: Services, app: Application, cert_id: uuid.UUID, actor: Actor, body: dict[str, Any]
 ) -> IssueResult:
-    """Renew under the same profile. A CSR must name the same subject and SANs (same or new
-    key); without one the gateway generates a new key of the old certificate's type."""
+    """Renew under the same profile, with the same subject and SANs. `key_source`: "csr"
+    (the caller's CSR, same or new key), "new" (default without a CSR: a new key of the
+    old certificate's type, generated and kept here) or "reuse" (the old certificate's kept
+    key, certified again)."""
     old = await get_certificate(services, app, cert_id)
+    source = _key_source(body)
     async with services.db.transaction(read_only=True) as tx:
         profile = await tx.profiles.get(old.profile_id)
+        reuse_key = await held_key(services, tx, old) if source == "reuse" else None
     if profile is None:
         raise NotFound("the certificate's profile no longer exists")
+    if source == "reuse" and reuse_key is None:
+        raise Conflict(
+            "key_source reuse needs the certificate's key, and certgate holds none for it "
+            '(issued from a CSR or with "store_key": false): renew with a CSR or a new key',
+            code="private_key_not_held",
+        )
     old_cert = x509.load_pem_x509_certificate(old.certificate_pem.encode())
-    request = dict(body)
-    if request.get("csr") is not None:
+    request = {k: v for k, v in body.items() if k != "key_source"}
+    if source == "csr":
         csr = parse_csr(request["csr"]) if isinstance(request["csr"], str) else None
         if csr is None:
             raise InvalidInput("csr must be a PEM string")
@@ -309,7 +342,7 @@ async def renew(
         request["sans"] = [s for s in old.sans]
     # The profile must still be attached: renewal is an enrollment like any other.
     target = await services.targets.scoped(app.slug, profile.slug)
-    return await issue(services, target, actor, request, renewed_from=old.id)
+    return await issue(services, target, actor, request, renewed_from=old.id, reuse_key=reuse_key)
 
 
 def _short_name(oid: x509.ObjectIdentifier) -> str:

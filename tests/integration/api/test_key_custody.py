@@ -187,3 +187,52 @@ async def test_ok_kept_encrypted_and_bound_to_its_certificate(gateway: Gateway) 
         )
         == der
     )
+
+
+async def test_ok_renew_key_sources(gateway: Gateway) -> None:
+    issued = await gateway.post(gateway.issue_path(), {"sans": ["sources.test"]}, status=201)
+    old_cert = x509.load_pem_x509_certificate(issued["certificate_pem"].encode())
+
+    # reuse: the kept key certified again, and kept for the new certificate too.
+    reused = await gateway.post(
+        f"{CERTS}/{issued['id']}/renew", {"key_source": "reuse"}, status=201
+    )
+    new_cert = x509.load_pem_x509_certificate(reused["certificate_pem"].encode())
+    assert _public_der(new_cert) == _public_der(old_cert)
+    assert reused["renewed_from"] == issued["id"]
+    status, body = await _read(gateway, reused["id"])
+    assert status == 200 and body["private_key_pem"] == issued["private_key_pem"]
+
+    # new: a fresh key.
+    fresh = await gateway.post(f"{CERTS}/{reused['id']}/renew", {"key_source": "new"}, status=201)
+    fresh_cert = x509.load_pem_x509_certificate(fresh["certificate_pem"].encode())
+    assert _public_der(fresh_cert) != _public_der(old_cert)
+
+    # csr: the caller's CSR, same subject and SANs.
+    csr, key = make_csr(None, ["sources.test"])
+    by_csr = await gateway.post(
+        f"{CERTS}/{fresh['id']}/renew", {"key_source": "csr", "csr": csr}, status=201
+    )
+    assert "private_key_pem" not in by_csr
+    by_csr_cert = x509.load_pem_x509_certificate(by_csr["certificate_pem"].encode())
+    assert _public_der(by_csr_cert) == _public_der(key)
+    status, body = await _read(gateway, by_csr["id"])
+    assert status == 404 and body["error"]["code"] == "private_key_not_held"
+
+
+@pytest.mark.parametrize(
+    "body, status, code",
+    [
+        pytest.param({"key_source": "reuse"}, 409, "private_key_not_held", id="fail/reuse-no-key"),
+        pytest.param({"key_source": "csr"}, 400, "key_source_mismatch", id="fail/csr-without-csr"),
+        pytest.param({"key_source": "sideways"}, 400, "invalid_input", id="fail/unknown"),
+    ],
+)
+async def test_fail_renew_key_source(
+    gateway: Gateway, body: dict[str, Any], status: int, code: str
+) -> None:
+    issued = await gateway.post(
+        gateway.issue_path(), {"csr": make_csr(None, ["no-reuse.test"])[0]}, status=201
+    )
+    answer = await gateway.post(f"{CERTS}/{issued['id']}/renew", body, status=status)
+    assert answer["error"]["code"] == code
