@@ -114,6 +114,7 @@ class CertificateOut(Out):
     method: Str
     requester: OptStr
     renewed_from: OptStr
+    renewed_by: OptStr
     certificate_pem: Str
     chain_pem: OptStr
     created_at: OptStr

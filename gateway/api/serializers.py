@@ -122,6 +122,7 @@ def certificate(c: Certificate) -> dict[str, Any]:
         "method": c.method.value,
         "requester": c.requester,
         "renewed_from": str(c.renewed_from) if c.renewed_from else None,
+        "renewed_by": str(c.renewed_by) if c.renewed_by else None,
         "certificate_pem": c.certificate_pem,
         "chain_pem": c.chain_pem,
         "created_at": ts(c.created_at),

@@ -306,6 +306,9 @@ class Certificate:
     requester: str
     renewed_from: uuid.UUID | None
     created_at: datetime
+    # The newest certificate whose renewed_from is this one. Not a column: derived from
+    # renewed_from when the API reads certificates (CertificateRepository.with_renewed_by).
+    renewed_by: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ list, get, renew, revoke. Issuance and revocation go through EnrollmentService."
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import uuid
 from dataclasses import dataclass
@@ -229,9 +230,9 @@ async def issue(
 async def get_certificate(services: Services, app: Application, cert_id: uuid.UUID) -> Certificate:
     async with services.db.transaction(read_only=True) as tx:
         cert = await tx.certificates.get(cert_id)
-    if cert is None or cert.application_id != app.id:
-        raise NotFound("certificate not found")
-    return cert
+        if cert is None or cert.application_id != app.id:
+            raise NotFound("certificate not found")
+        return (await tx.certificates.with_renewed_by([cert]))[0]
 
 
 async def list_certificates(
@@ -254,7 +255,7 @@ async def list_certificates(
             if found is None:
                 raise InvalidInput(f"unknown profile '{profile}'")
             profile_id = found.id
-        return await tx.certificates.list(
+        page = await tx.certificates.list(
             CertificateFilter(
                 application_id=app.id,
                 profile_id=profile_id,
@@ -266,6 +267,8 @@ async def list_certificates(
             limit,
             offset,
         )
+        items = await tx.certificates.with_renewed_by(page.items)
+    return dataclasses.replace(page, items=tuple(items))
 
 
 async def revoke(

@@ -4,6 +4,7 @@ application), filtered and paginated like an application's own list."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,6 +75,9 @@ async def list_inventory(
             ),
             limit,
             offset,
+        )
+        page = dataclasses.replace(
+            page, items=tuple(await tx.certificates.with_renewed_by(page.items))
         )
         # One read per distinct application of the page (a page holds few of them).
         slugs: dict[uuid.UUID, str | None] = {}

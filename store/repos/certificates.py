@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, or_, select, update
@@ -165,6 +167,23 @@ class CertificateRepository(Repository):
             .returning(*_t.c)
         )
         return _certificate(row) if row else None
+
+    async def with_renewed_by(
+        self, certificates: Sequence[Certificate]
+    ) -> builtins.list[Certificate]:
+        """`certificates` with `renewed_by` filled: for each, the newest certificate that
+        names it in renewed_from (one query for the lot)."""
+        ids = [c.id for c in certificates]
+        if not ids:
+            return list(certificates)
+        rows = await self._all(
+            select(_t.c.renewed_from, _t.c.id)
+            .where(_t.c.renewed_from.in_(ids))
+            .order_by(_t.c.created_at, _t.c.id)
+        )
+        # Oldest first, so the newest renewal of each is the one left in the dict.
+        newest = {row["renewed_from"]: row["id"] for row in rows}
+        return [dataclasses.replace(c, renewed_by=newest.get(c.id)) for c in certificates]
 
     async def list_revoked(
         self, ca_id: uuid.UUID, now: datetime | None = None
