@@ -189,8 +189,9 @@ def test_certbot_dns01_wildcard(acme_served, tmp_path: Path, legacy: bool) -> No
     txt_dir = tmp_path / "txt"
     txt_dir.mkdir()
     acme_served.dns.txt_dir = txt_dir
-    # The demo policy allows `*.test` (a whole-label wildcard one label deep) and `x.test`.
-    wildcard, plain = "*.test", f"certbot-dns{'-legacy' if legacy else ''}.test"
+    # The demo policy allows `*.example.com` (a whole-label wildcard one label deep) and
+    # `x.example.com`; `*.test` sits directly under one label, refused (issue 15, finding 11).
+    wildcard, plain = "*.example.com", f"certbot-dns{'-legacy' if legacy else ''}.example.com"
     work = tmp_path / "certbot"
     env = {k: v for k, v in os.environ.items() if k != "REQUESTS_CA_BUNDLE"}
     result = subprocess.run(
@@ -226,11 +227,12 @@ def test_certbot_dns01_wildcard(acme_served, tmp_path: Path, legacy: bool) -> No
 
     # Both authorizations went through the hooks and the gateway looked the records up.
     # (RFC 8555 §8.4: the wildcard's record sits at _acme-challenge of its base name.)
-    assert sorted((tmp_path / "auth-hook.log").read_text().split()) == sorted(["test", plain])
-    assert sorted((tmp_path / "cleanup-hook.log").read_text().split()) == sorted(["test", plain])
+    bases = sorted(["example.com", plain])
+    assert sorted((tmp_path / "auth-hook.log").read_text().split()) == bases
+    assert sorted((tmp_path / "cleanup-hook.log").read_text().split()) == bases
     assert list(txt_dir.iterdir()) == []  # cleaned up
     looked_up = {name for name, rtype in acme_served.dns.queries if rtype == "TXT"}
-    assert {"_acme-challenge.test", f"_acme-challenge.{plain}"} <= looked_up, looked_up
+    assert {"_acme-challenge.example.com", f"_acme-challenge.{plain}"} <= looked_up, looked_up
 
     live = work / "config" / "live" / "dns01"
     leaf_pem, chain_pem = (live / "cert.pem").read_text(), (live / "chain.pem").read_text()
