@@ -41,6 +41,8 @@ LEGACY_PROFILE = "legacy-tls-server"
 # address a name resolves to.
 DEMO_ACME = {
     "enabled": True,
+    # Every demo client (certbot, lego, …) registers with the one EAB key of bootstrap.json.
+    "eab_reuse": True,
     "validation_networks": ["127.0.0.0/8", "::1/128", "0.0.0.0/0", "::/0"],
 }
 

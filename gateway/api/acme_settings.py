@@ -29,6 +29,7 @@ def _view(
     view = {
         "enabled": bool(settings.get("enabled", False)),
         "eab_required": bool(settings.get("eab_required", True)),
+        "eab_reuse": bool(settings.get("eab_reuse", False)),
         "validation_networks": settings.get("validation_networks"),
         "challenges": settings.get("challenges"),
         "terms_of_service": settings.get("terms_of_service"),

@@ -357,6 +357,7 @@ class PasswordBody(Body):
 class AcmeSettingsBody(Body):
     enabled: bool | None = None
     eab_required: bool | None = None
+    eab_reuse: bool | None = None
     validation_networks: list[Name] | None = Field(None, max_length=100)
     challenges: list[Name] | None = Field(None, max_length=10)
     terms_of_service: Text | None = None

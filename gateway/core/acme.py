@@ -395,6 +395,9 @@ class AcmeRepositoryPort(Protocol):
 
     async def find_account(self, scope: str, thumbprint: str) -> Account | None: ...
 
+    async def account_bound_by(self, scope: str, eab_kid: str) -> Account | None:
+        """An account of the directory `scope` that an EAB key id has bound, if any."""
+
     async def update_account(
         self,
         account_id: uuid.UUID,

@@ -84,12 +84,23 @@ class AcmeSettings:
 
     enabled: bool = False
     eab_required: bool = True  # RFC 8555 §7.3.4
+    # One EAB key binds one account unless this is set: a key handed to one client must
+    # not let whoever else learns it register accounts too (RFC 8555 §7.3.4 leaves it to
+    # the server; the demo sets it, so every client may use the bootstrap.json key).
+    eab_reuse: bool = False
     validation_networks: tuple[str, ...] | None = None
     challenges: tuple[ChallengeType, ...] | None = None
     terms_of_service: str | None = None
 
     FIELDS = frozenset(
-        {"enabled", "eab_required", "validation_networks", "challenges", "terms_of_service"}
+        {
+            "enabled",
+            "eab_required",
+            "eab_reuse",
+            "validation_networks",
+            "challenges",
+            "terms_of_service",
+        }
     )
 
     @classmethod
@@ -122,6 +133,7 @@ class AcmeSettings:
         return cls(
             enabled=_flag(data, "enabled", False),
             eab_required=_flag(data, "eab_required", True),
+            eab_reuse=_flag(data, "eab_reuse", False),
             validation_networks=tuple(networks) if networks is not None else None,
             challenges=tuple(ChallengeType(c) for c in challenges)
             if challenges is not None
@@ -133,6 +145,7 @@ class AcmeSettings:
         return {
             "enabled": self.enabled,
             "eab_required": self.eab_required,
+            "eab_reuse": self.eab_reuse,
             "validation_networks": list(self.validation_networks)
             if self.validation_networks is not None
             else None,

@@ -132,6 +132,15 @@ async def _check_eab(ctx: Ctx, verified: Verified, binding: Any) -> str | None:
     if key is None:
         raise Problem("unauthorized", "unknown externalAccountBinding kid")
     jwslib.verify_mac(inner, key)
+    if not ctx.target.methods.acme.eab_reuse:
+        # Reached only for a key with no account here yet (new_account answers an existing
+        # one first), so any account bound by this kid is another key's.
+        if await ctx.uow.acme.account_bound_by(ctx.target.owner, kid) is not None:
+            raise Problem(
+                "unauthorized",
+                "this externalAccountBinding key has already bound an account; ask the "
+                "directory's administrator for a new one",
+            )
     return kid
 
 

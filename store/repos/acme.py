@@ -147,6 +147,14 @@ _FIND_ACCOUNT = select(acme_accounts).where(
     acme_accounts.c.scope == bindparam("scope"),
     acme_accounts.c.thumbprint == bindparam("thumbprint"),
 )
+_ACCOUNT_BY_EAB = (
+    select(acme_accounts)
+    .where(
+        acme_accounts.c.scope == bindparam("scope"),
+        acme_accounts.c.eab_kid == bindparam("eab_kid"),
+    )
+    .limit(1)
+)
 _GET_ORDER = select(acme_orders).where(acme_orders.c.id == bindparam("id"))
 _ORDER_BY_CERTIFICATE = (
     select(acme_orders).where(acme_orders.c.certificate_id == bindparam("id")).limit(1)
@@ -254,6 +262,10 @@ class AcmeRepository(Repository):
 
     async def get_account(self, account_id: uuid.UUID) -> Account | None:
         row = await self._row(_GET_ACCOUNT, {"id": account_id})
+        return _account(row) if row else None
+
+    async def account_bound_by(self, scope: str, eab_kid: str) -> Account | None:
+        row = await self._row(_ACCOUNT_BY_EAB, {"scope": scope, "eab_kid": eab_kid})
         return _account(row) if row else None
 
     async def find_account(self, scope: str, thumbprint: str) -> Account | None:
