@@ -55,6 +55,8 @@ class _Moved(Exception):
 
 
 _CACHE_LIMIT = 4096
+# Transactions whose outcome is settled (RFC 8894 §3.3.2: SUCCESS or FAILURE, not PENDING).
+_FINAL = frozenset({TransactionState.ISSUED, TransactionState.FAILED})
 
 
 class ScepGateway:
@@ -162,8 +164,13 @@ class ScepGateway:
         claimed: bool | None = None
         async with self.services.db.transaction() as tx:
             existing = await tx.scep.get(scope, request.transaction_id, key)
+            # §3.2.1.1: the same transactionID and CSR is a retransmission, answered with
+            # the first outcome; a new CSR once that transaction is final is a new
+            # enrollment (devices such as micromdm's scepclient derive the transactionID
+            # from the public key, so a re-enrollment with the same key repeats it). Only a
+            # transaction still in flight refuses another request under its transactionID.
             retry = existing is not None and (
-                existing.csr_digest == csr_digest or existing.state is not TransactionState.FAILED
+                existing.csr_digest == csr_digest or existing.state not in _FINAL
             )
             if not retry:
                 if not authorized and password:
@@ -196,9 +203,11 @@ class ScepGateway:
     @staticmethod
     async def _claim(tx: Tx, record: ScepTransaction, existing: ScepTransaction | None) -> bool:
         if existing is not None:
-            if existing.state is not TransactionState.FAILED:
+            if existing.state not in _FINAL:
                 return False
-            await tx.scep.delete(existing.id)  # a failed attempt, retried with a new request
+            # A final transaction (failed, or issued: a re-enrollment with the same key pair)
+            # gives way to the new request; its certificate stays in the store.
+            await tx.scep.delete(existing.id)
         return await tx.scep.claim(record)
 
     async def _enroll(
