@@ -78,10 +78,16 @@ async def ocsp_post(request: web.Request) -> web.Response:
     responder = _ocsp(request)
     if request.content_length is not None and request.content_length > MAX_REQUEST_BYTES:
         return _ocsp_response(await responder.respond(ca_id, b""))
-    body = await request.content.read(MAX_REQUEST_BYTES + 1)
+    # StreamReader.read(n) returns what has arrived, up to n: read until the end or the cap.
+    body = bytearray()
+    while len(body) <= MAX_REQUEST_BYTES:
+        chunk = await request.content.read(MAX_REQUEST_BYTES + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
     if len(body) > MAX_REQUEST_BYTES:
-        body = b""  # answered malformedRequest, like any other request it cannot read
-    return _ocsp_response(await responder.respond(ca_id, body))
+        body = bytearray()  # answered malformedRequest, like any request it cannot read
+    return _ocsp_response(await responder.respond(ca_id, bytes(body)))
 
 
 async def ocsp_get(request: web.Request) -> web.Response:

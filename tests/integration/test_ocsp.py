@@ -4,10 +4,12 @@ requests answered in OCSP's own form; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -221,3 +223,19 @@ async def test_fail_external_ca_is_unauthorized(gateway: Gateway) -> None:
     answer = await _post(gateway, created["id"], _request(cert, ca_cert))
     # RFC 6960 §2.3: certgate does not hold that CA's key, so it may not answer for it.
     assert answer.response_status is ocsp.OCSPResponseStatus.UNAUTHORIZED
+
+
+async def test_ok_post_in_chunks(gateway: Gateway) -> None:
+    """A chunked body that arrives in pieces is read whole (no Content-Length)."""
+    issued, cert = await _issue(gateway, "ocsp-chunks.test")
+    body = _request(cert, _issuer(issued))
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 7):
+            yield body[start : start + 7]
+            await asyncio.sleep(0.005)
+
+    resp = await gateway.client.post(f"/pki/ocsp/{issued['ca_id']}", data=pieces())
+    answer = ocsp.load_der_ocsp_response(await resp.read())
+    assert answer.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
+    assert answer.certificate_status is ocsp.OCSPCertStatus.GOOD
