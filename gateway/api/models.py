@@ -129,8 +129,19 @@ class IssueBody(Body):
     )
 
 
+class KeySource(enum.StrEnum):
+    NEW = "new"
+    REUSE = "reuse"
+    CSR = "csr"
+
+
 class RenewBody(Body):
     csr: Pem | None = None
+    key_source: KeySource | None = Field(
+        None,
+        description='"csr" (implied by a csr), "new" (default: a new key, kept here) or '
+        '"reuse" (the certificate\'s kept key)',
+    )
     key_type: KeyType | None = None
     validity_days: Days | None = None
     store_key: bool = Field(
