@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from asn1crypto import core
 from asn1crypto import x509 as a_x509
+from cryptography import x509
 
 from gateway.core.model import KeyType, PolicyRules
 from gateway.core.policy import eku_oid
 from gateway.core.target import EnrollmentTarget
+from gateway.pki.keys import key_type_of
 from protocols.est import wire
 
 _EC_CURVES = {KeyType.EC_P256: "P-256", KeyType.EC_P384: "P-384"}
@@ -25,6 +27,30 @@ def csr_attributes(target: EnrollmentTarget, policy: PolicyRules) -> wire.CsrAtt
     if extensions is not None:
         out.attribute(wire.OID_EXTENSION_REQUEST, [extensions])
     return out
+
+
+def key_type_allowed(key_type: KeyType, policy: PolicyRules) -> bool:
+    """Would the policy accept a key of `key_type`?"""
+    if key_type in _EC_CURVES:
+        return "ec" in policy.key_algorithms and _EC_CURVES[key_type] in policy.ec_curves
+    if key_type in _RSA_BITS:
+        return "rsa" in policy.key_algorithms and _RSA_BITS[key_type] >= policy.min_rsa_bits
+    return key_type is KeyType.ED25519 and "ed25519" in policy.key_algorithms
+
+
+def serverkeygen_type(
+    csr: x509.CertificateSigningRequest, default: KeyType, policy: PolicyRules | None
+) -> KeyType:
+    """RFC 7030 §4.4 leaves the server-generated key's type to the server: the type of the
+    CSR's own key where the policy accepts it (clients such as libest's estclient expect
+    the key type they asked with, and refuse a shorter key), else the profile's default."""
+    try:
+        requested = key_type_of(csr.public_key())
+    except ValueError:  # a key type cryptography cannot read
+        requested = None
+    if requested is not None and policy is not None and key_type_allowed(requested, policy):
+        return requested
+    return default
 
 
 def _key(out: wire.CsrAttrs, key_type: KeyType, policy: PolicyRules) -> None:

@@ -58,6 +58,7 @@ from gateway.services.audit import Actor, event
 from gateway.services.certificates import needs_approval
 from gateway.services.graph import Services
 from gateway.targets import AttachedTarget, EnrollmentTarget, load_scoped
+from protocols.est.attrs import serverkeygen_type
 from store.db import Tx
 
 log = logging.getLogger(__name__)
@@ -244,8 +245,10 @@ class EstGateway:
     def _new_key(
         target: EnrollmentTarget, csr: x509.CertificateSigningRequest
     ) -> tuple[bytes, x509.CertificateSigningRequest]:
-        """A key of the profile's type and our own CSR for the device's names (§4.4.1)."""
-        key = generate_private_key(target.profile.default_key_type)
+        """A key of the CSR's type, or else the profile's (attrs.serverkeygen_type), and our
+        own CSR for the device's names (§4.4.1)."""
+        rules = target.policy.rules if target.policy is not None else None
+        key = generate_private_key(serverkeygen_type(csr, target.profile.default_key_type, rules))
         return private_key_to_der(key), build_csr(key, csr.subject, csr_sans(csr))
 
     async def _held_key(

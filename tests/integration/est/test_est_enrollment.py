@@ -77,9 +77,9 @@ async def test_ok_serverkeygen_multipart(est_gw) -> None:
     (cert,) = certs_from_cms(parts[1].get_payload().encode())
     assert cert.public_key() == key.public_key()
     assert cert.public_key() != throwaway.public_key()
-    # The profile's key type (the demo profile's default, P-256) ...
+    # The CSR's key type (P-256), which the policy accepts ...
     assert isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1"
-    # ... and it follows the profile.
+    # ... even when the profile prefers another (test_est_serverkeygen_key_type.py).
     profile_id = est_gw.bootstrap["profile_id"]
     await est_gw.api("PATCH", f"/api/v1/profiles/{profile_id}", {"default_key_type": "ec-p384"})
     status, headers, body = await est_gw.post("serverkeygen", b64(der), auth=est_gw.basic)
@@ -87,7 +87,7 @@ async def test_ok_serverkeygen_multipart(est_gw) -> None:
     raw = f"Content-Type: {headers['Content-Type']}\r\n\r\n".encode() + body
     parts = list(email.parser.BytesParser(policy=email.policy.default).parsebytes(raw).iter_parts())
     key = serialization.load_der_private_key(base64.b64decode(parts[0].get_payload()), None)
-    assert isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp384r1"
+    assert isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1"
     assert cert.subject.rfc4514_string() == "CN=dev5.example.com"
 
 
