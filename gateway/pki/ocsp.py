@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from asn1crypto import keys as asn1_keys
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
@@ -88,14 +89,25 @@ def parse_request(der: bytes) -> ParsedRequest:
             request.issuer_key_hash,
             request.serial_number,
         )
-        nonce_ext = request.extensions.get_extension_for_class(x509.OCSPNonce)
-    except x509.ExtensionNotFound:
-        return ParsedRequest(cert_id, None)
-    except (ValueError, TypeError) as err:
-        # cryptography: bad DER, more than one Request, an unsupported hash OID, …
+        try:
+            nonce: bytes | None = request.extensions.get_extension_for_class(
+                x509.OCSPNonce
+            ).value.nonce
+        except x509.ExtensionNotFound:
+            nonce = None
+    except (ValueError, TypeError, UnsupportedAlgorithm, NotImplementedError) as err:
+        # cryptography: bad DER, an unknown hash OID, … and NotImplementedError for a
+        # list of more than one Request (see the module docstring).
         raise OcspRefused(malformed, f"not a single-certificate OCSP request: {err}") from err
-    nonce = nonce_ext.value.nonce
-    if not 1 <= len(nonce) <= MAX_NONCE_BYTES:
+    if cert_id.serial < 0:
+        # RFC 5280 §4.1.2.2: serial numbers are positive; a negative one names no
+        # certificate (and cryptography cannot repeat it in a SingleResponse).
+        raise OcspRefused(malformed, "negative serial number")
+    size = cert_id.algorithm.digest_size
+    if len(cert_id.issuer_name_hash) != size or len(cert_id.issuer_key_hash) != size:
+        # §4.1.1: both are hashes made with hashAlgorithm.
+        raise OcspRefused(malformed, "issuer hashes do not match the CertID hash algorithm")
+    if nonce is not None and not 1 <= len(nonce) <= MAX_NONCE_BYTES:
         raise OcspRefused(malformed, f"nonce of {len(nonce)} octets (RFC 8954 §2.1: 1-32)")
     return ParsedRequest(cert_id, nonce)
 
