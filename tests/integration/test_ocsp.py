@@ -239,3 +239,26 @@ async def test_ok_post_in_chunks(gateway: Gateway) -> None:
     answer = ocsp.load_der_ocsp_response(await resp.read())
     assert answer.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
     assert answer.certificate_status is ocsp.OCSPCertStatus.GOOD
+
+
+async def test_ok_revocation_through_another_process_shows_at_once(
+    gateway: Gateway, aiohttp_client: Any
+) -> None:
+    """Two gateways on one database (two processes of a scaled-out setup): the one that
+    cached a "good" answers "revoked" as soon as the other one revokes."""
+    other = await aiohttp_client(create_app(gateway.config, background=False))
+    issued, cert = await _issue(gateway, "ocsp-two.test")
+    issuer = _issuer(issued)
+    request = _request(cert, issuer)
+    assert (await _post(gateway, issued["ca_id"], request)).certificate_status is (
+        ocsp.OCSPCertStatus.GOOD
+    )
+    resp = await other.post(
+        f"/api/v1/applications/demo/certificates/{issued['id']}/revoke",
+        json={"reason": "superseded"},
+        headers=gateway.auth,
+    )
+    assert resp.status == 200, await resp.text()
+    answer = await _post(gateway, issued["ca_id"], request)
+    assert answer.certificate_status is ocsp.OCSPCertStatus.REVOKED
+    assert answer.revocation_reason is x509.ReasonFlags.superseded
