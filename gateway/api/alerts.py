@@ -77,7 +77,11 @@ class SlackIn(_Strict):
 class PagerDutyIn(_Strict):
     type: Literal["pagerduty"]
     routing_key: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^\S+$")]
-    url: HttpUrl | None = Field(None, description="default: PagerDuty's Events API v2")
+    # Required (DESIGN.md Contract): no default endpoint, so nothing is ever sent to a
+    # third party that the Admin did not name.
+    url: HttpUrl = Field(
+        description="the Events API v2 endpoint: https://events.pagerduty.com/v2/enqueue"
+    )
 
 
 ChannelIn = Annotated[WebhookIn | EmailIn | SlackIn | PagerDutyIn, Field(discriminator="type")]

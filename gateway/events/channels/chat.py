@@ -10,6 +10,7 @@ from gateway.events.channels import render
 from gateway.events.channels.context import ChannelContext
 from gateway.events.outbound_http import DeliveryError, post_json
 
+# PagerDuty's Events API v2 endpoint, what a channel's `url` usually is.
 PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
 # PagerDuty severities by event: an expiring or revoked certificate wants attention.
 _SEVERITY = {
@@ -66,12 +67,12 @@ async def send_slack(ctx: ChannelContext, channel: Channel, delivery: Delivery) 
 
 
 async def send_pagerduty(ctx: ChannelContext, channel: Channel, delivery: Delivery) -> str:
-    if not channel.routing_key:
-        raise DeliveryError("pagerduty channel without a routing_key", permanent=True)
+    if not channel.routing_key or not channel.url:
+        raise DeliveryError("pagerduty channel without a routing_key or url", permanent=True)
     body = json.dumps(pagerduty_event(channel.routing_key, delivery)).encode()
     status = await post_json(
         ctx.http,
-        channel.url or PAGERDUTY_URL,
+        channel.url,
         body,
         {},
         allow_private=ctx.allow_private,

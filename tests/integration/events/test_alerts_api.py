@@ -92,7 +92,11 @@ async def test_patch_keeps_a_webhook_secret_and_replaces_filters(alerts_gateway:
                 {"type": "webhook", "url": HOOK},
                 {"type": "email", "to": ["ops@example.com"]},
                 {"type": "slack", "url": "https://hooks.slack.example/T1"},
-                {"type": "pagerduty", "routing_key": "R0UT1NG"},
+                {
+                    "type": "pagerduty",
+                    "routing_key": "R0UT1NG",
+                    "url": "https://events.pagerduty.com/v2/enqueue",
+                },
             ],
         },
         headers=gw.auth,
@@ -136,6 +140,11 @@ async def test_patch_keeps_a_webhook_secret_and_replaces_filters(alerts_gateway:
             id="fail/unknown-filter-field",
         ),
         pytest.param(body(channels=[]), "channels", id="fail/no-channel"),
+        pytest.param(
+            body(channels=[{"type": "pagerduty", "routing_key": "R"}]),
+            "channels.0.pagerduty.url",
+            id="fail/pagerduty-without-url",
+        ),
     ],
 )
 async def test_bad_input_is_a_400_naming_the_field(
