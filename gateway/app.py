@@ -111,9 +111,10 @@ async def _crl_refresher(app: web.Application) -> AsyncIterator[None]:
 async def _alert_workers(app: web.Application) -> AsyncIterator[None]:
     """Every process delivers alerts and takes its turn at expiry scans (gateway.events)."""
     services = app[SERVICES]
+    dispatcher = services.dispatcher if services.config.events.delivery_enabled else None
     tasks = [
         asyncio.create_task(worker.run_forever())
-        for worker in (services.dispatcher, services.scanner)
+        for worker in (dispatcher, services.scanner)
         if worker is not None
     ]
     yield

@@ -41,6 +41,15 @@ class ServerConfig:
     header_timeout_s: float = 15.0
     body_timeout_s: float = 30.0
     max_connections: int = 1000
+    # Bearer tokens on plain HTTP (RFC 6750 §5.3: they MUST travel over TLS): "refuse",
+    # "allow", or "auto": refused when public_base_url is https (the clients are meant to
+    # use TLS, so a plain-HTTP caller is a misconfiguration leaking its token).
+    tokens_over_http: str = "auto"
+
+    def refuses_tokens_over_http(self) -> bool:
+        if self.tokens_over_http == "auto":
+            return self.public_base_url.strip().lower().startswith("https://")
+        return self.tokens_over_http == "refuse"
 
 
 @dataclass
@@ -111,6 +120,9 @@ class EventsConfig:
     max_attempts: int = 8
     # Seconds one attempt may take (connect, send, answer).
     send_timeout_s: float = 10.0
+    # False: this process sends nothing (deliveries wait, pending, for a process that
+    # does); for maintenance, and for fuzzing the API, whose made-up URLs must not be called.
+    delivery_enabled: bool = True
 
 
 @dataclass
@@ -251,7 +263,15 @@ def _check_ports(config: Config) -> None:
         "events.max_attempts": config.events.max_attempts,
         "events.send_timeout_s": config.events.send_timeout_s,
         "smtp.timeout_s": config.smtp.timeout_s,
+        "server.header_timeout_s": config.server.header_timeout_s,
+        "server.body_timeout_s": config.server.body_timeout_s,
+        "server.max_connections": config.server.max_connections,
     }
     for where, number in positive.items():
         if not number > 0:
             raise ConfigError(f"{where}: {number} must be greater than 0")
+    if config.server.tokens_over_http not in ("auto", "allow", "refuse"):
+        raise ConfigError(
+            f"server.tokens_over_http: {config.server.tokens_over_http!r} is not "
+            "auto, allow or refuse"
+        )

@@ -16,7 +16,8 @@ from pydantic import ValidationError
 
 from gateway.api.models import Body, Query
 from gateway.api.routing import APP_PARAM, APP_ROLES, ROUTES, Permission, Route
-from gateway.appkeys import AUTH, SERVICES
+from gateway.api.transport import require_tls_for_tokens
+from gateway.appkeys import AUTH, CONFIG, SERVICES
 from gateway.core.errors import (
     BadCSR,
     CAUnavailable,
@@ -140,6 +141,7 @@ async def serve(request: web.Request, handler: Any) -> web.StreamResponse:
 async def _dispatch(request: web.Request, handler: Any, route_name: str) -> web.StreamResponse:
     route = request.config_dict[ROUTES].get(route_name)
     if route is not None and route.permission is not Permission.PUBLIC:
+        require_tls_for_tokens(request, request.config_dict[CONFIG].server)
         auth = await request.config_dict[AUTH].authenticate(request.headers.get("Authorization"))
         request[PRINCIPAL] = auth
         _check_slugs(request)

@@ -383,6 +383,14 @@ ENV_CASES = [
         "ok/events_allow_private_targets",
     ),
     case(
+        "CERTGATE_EVENTS__DELIVERY_ENABLED",
+        "false",
+        "[events]\ndelivery_enabled = true\n",
+        lambda c: c.events.delivery_enabled,
+        False,
+        "ok/events_delivery_enabled",
+    ),
+    case(
         "CERTGATE_DATABASE__ECHO",
         "true",
         "[database]\necho = false\n",
